@@ -1,0 +1,184 @@
+//! Builds the application: state, router, listener. `main` and the tests start the very same
+//! thing through [`Application::build`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, FromRef, Request};
+use axum::routing::get;
+use axum::Router;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::AuthKeys;
+use crate::collections::Registry;
+use crate::config::Config;
+use crate::db::{self, Database};
+use crate::http::{self, cors::CorsPolicy};
+
+/// Everything a handler may need; cheap to clone. Handlers take only their part via `FromRef`.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub registry: Arc<Registry>,
+    pub auth: Arc<AuthKeys>,
+    pub cors: Arc<CorsPolicy>,
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(s: &AppState) -> PgPool {
+        s.pool.clone()
+    }
+}
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(s: &AppState) -> Arc<Config> {
+        s.config.clone()
+    }
+}
+impl FromRef<AppState> for Arc<Registry> {
+    fn from_ref(s: &AppState) -> Arc<Registry> {
+        s.registry.clone()
+    }
+}
+impl FromRef<AppState> for Arc<CorsPolicy> {
+    fn from_ref(s: &AppState) -> Arc<CorsPolicy> {
+        s.cors.clone()
+    }
+}
+
+/// A bound, migrated, ready-to-serve application.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    db: Database,
+}
+
+impl Application {
+    /// Opens the database (embedded or `DATABASE_URL`), migrates, seeds on first start, binds.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let db = Database::open(&config).await?;
+        db::migrate(&db.pool).await?;
+        if db.created && config.seed_on_first_start {
+            let report = db::seed::demo(
+                &db.pool,
+                &config.seed_admin_email,
+                config.seed_admin_password.expose(),
+            )
+            .await?;
+            if let Some(email) = report.admin_created {
+                tracing::warn!(
+                    email = %email,
+                    "demo data loaded; super admin created (password from SEED_ADMIN_PASSWORD, default cityos-admin)"
+                );
+            }
+        }
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (PORT/HOST)"))?;
+        let state = AppState::new(config, db.pool.clone());
+        Ok(Application {
+            listener,
+            router: router(state),
+            db,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, drains in-flight requests, then closes the database.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "listening");
+        let served = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        tracing::info!("stopped accepting; in-flight requests drained");
+        self.db.close().await;
+        served.context("server error")
+    }
+}
+
+impl AppState {
+    pub fn new(config: Config, pool: PgPool) -> AppState {
+        let cors = Arc::new(CorsPolicy::from_list(&config.cors_origins));
+        let auth = Arc::new(AuthKeys::new(&config));
+        AppState {
+            pool,
+            registry: Arc::new(Registry::new()),
+            auth,
+            cors,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(http::health::health))
+        .route("/ready", get(http::health::ready))
+        .merge(crate::auth::routes::router())
+        .merge(crate::collections::routes::router())
+        .fallback(api_not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.cors.clone(),
+            http::cors::middleware,
+        ))
+        .layer(axum::middleware::from_fn(http::method_override::middleware));
+
+    Router::new()
+        .nest("/api", api)
+        .fallback(api_not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(state.config.request_timeout_secs),
+        ))
+        .layer(axum::middleware::from_fn(http::request_id::middleware))
+        .with_state(state)
+}
+
+async fn api_not_found(req: Request) -> axum::response::Response {
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    http::error::route_not_found(&path)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

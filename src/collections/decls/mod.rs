@@ -1,0 +1,85 @@
+//! One small declaration per collection, in the spec's order.
+
+mod prelude {
+    pub use crate::collections::access::{AccessRules, Rule};
+    pub use crate::collections::decl::f::*;
+    pub use crate::collections::decl::{
+        AdminGroup, Block, ChildDecl, ChildKind, CollectionDecl, Default, Field, Format, Kind, Scope,
+        SubField, SubKind,
+    };
+    pub use crate::collections::hooks::{self, Hooks};
+
+    pub const ACTIVE_INACTIVE: &[&str] = &["active", "inactive"];
+    pub const DRAFT_PUBLISHED: &[&str] = &["draft", "published"];
+    pub const SYSTEMS: &[&str] = &["medusa", "fleetbase", "erpnext", "notifications", "custom"];
+    pub const MEMBERSHIP_ROLES: &[&str] = &[
+        "tenant_admin",
+        "store_manager",
+        "content_editor",
+        "vendor_owner",
+        "vendor_staff",
+        "b2b_company_admin",
+        "b2b_buyer",
+        "b2b_approver",
+        "city_partner_admin",
+        "viewer",
+    ];
+    pub const ADMINS: &[&str] = &["tenant_admin"];
+    pub const EDITORS: &[&str] = &["tenant_admin", "content_editor"];
+    /// Public read, super_admin writes (the geo hierarchy).
+    pub const GEO_ACCESS: AccessRules = AccessRules {
+        read: Rule::Anyone,
+        create: Rule::SuperAdmin,
+        update: Rule::SuperAdmin,
+        delete: Rule::SuperAdmin,
+    };
+    pub const fn tenant_field() -> Field {
+        rel("tenant", "tenant_id", "Assigned Tenant", "tenants")
+            .required()
+            .default(Default::ContextTenant)
+    }
+    pub const fn store_field() -> Field {
+        rel("store", "store_id", "Store", "stores").default(Default::ContextStore)
+    }
+}
+
+pub mod api_keys;
+pub mod audit_logs;
+pub mod categories;
+pub mod countries;
+pub mod integration_endpoints;
+pub mod media;
+pub mod pages;
+pub mod portals;
+pub mod posts;
+pub mod product_content;
+pub mod scopes;
+pub mod stores;
+pub mod subcategories;
+pub mod sync_jobs;
+pub mod tenants;
+pub mod users;
+pub mod webhook_logs;
+
+use crate::collections::decl::CollectionDecl;
+
+/// Every collection the server serves.
+pub static ALL: &[&CollectionDecl] = &[
+    &countries::DECL,
+    &scopes::DECL,
+    &categories::DECL,
+    &subcategories::DECL,
+    &tenants::DECL,
+    &stores::DECL,
+    &portals::DECL,
+    &users::DECL,
+    &api_keys::DECL,
+    &pages::DECL,
+    &posts::DECL,
+    &media::DECL,
+    &product_content::DECL,
+    &integration_endpoints::DECL,
+    &webhook_logs::DECL,
+    &sync_jobs::DECL,
+    &audit_logs::DECL,
+];

@@ -1,0 +1,62 @@
+use super::prelude::*;
+
+pub static DECL: CollectionDecl = CollectionDecl {
+    slug: "sync-jobs",
+    table: "sync_jobs",
+    singular: "Sync Job",
+    plural: "Sync Jobs",
+    group: AdminGroup::ControlPlane,
+    scope: Scope::TenantOptional,
+    fields: &[
+        select(
+            "jobType",
+            "job_type",
+            "Job Type",
+            &[
+                "payload_to_medusa",
+                "medusa_to_payload",
+                "reconcile",
+                "process_webhook",
+                "deliver_webhook",
+            ],
+        )
+        .read_only(),
+        select(
+            "status",
+            "status",
+            "Status",
+            &["queued", "running", "success", "failed", "dead"],
+        )
+        .read_only(),
+        id_ref("tenantId", "tenant_id", "Tenant").read_only(),
+        id_ref("storeId", "store_id", "Store").read_only(),
+        text("sourceCollection", "source_collection", "Source Collection").read_only(),
+        text("sourceDocId", "source_doc_id", "Source Document").read_only(),
+        text("targetSystem", "target_system", "Target System").read_only(),
+        text("targetId", "target_id", "Target ID").read_only(),
+        rel("webhookLog", "webhook_log_id", "Webhook Log", "webhook-logs").read_only(),
+        json("payload", "payload", "Payload").read_only(),
+        text("idempotencyKey", "idempotency_key", "Idempotency Key").read_only(),
+        Field::new("attempts", "attempts", "Attempts", Kind::Int).read_only(),
+        Field::new("maxAttempts", "max_attempts", "Max Attempts", Kind::Int).read_only(),
+        date("runAfter", "run_after", "Run After").read_only(),
+        text("lockedBy", "locked_by", "Locked By").read_only(),
+        date("lockedAt", "locked_at", "Locked At").read_only(),
+        date("leaseExpiresAt", "lease_expires_at", "Lease Expires").read_only(),
+        date("startedAt", "started_at", "Started").read_only(),
+        date("finishedAt", "finished_at", "Finished").read_only(),
+        json("logs", "logs", "Logs").read_only(),
+        text("errorMessage", "error_message", "Error").read_only(),
+        json("metadata", "metadata", "Metadata").read_only(),
+    ],
+    default_sort: "-createdAt",
+    access: AccessRules {
+        read: Rule::TenantRoles(ADMINS),
+        create: Rule::Nobody,
+        update: Rule::Nobody,
+        delete: Rule::SuperAdmin,
+    },
+    hooks: Hooks { before_change: None },
+    unique: &[],
+    auth: false,
+};

@@ -1,0 +1,55 @@
+use super::prelude::*;
+
+pub static DECL: CollectionDecl = CollectionDecl {
+    slug: "webhook-logs",
+    table: "webhook_logs",
+    singular: "Webhook Log",
+    plural: "Webhook Logs",
+    group: AdminGroup::ControlPlane,
+    scope: Scope::TenantOptional,
+    fields: &[
+        text("requestId", "request_id", "Request ID").read_only(),
+        select("systemType", "system_type", "System", SYSTEMS).read_only(),
+        select("direction", "direction", "Direction", &["inbound", "outbound"]).read_only(),
+        id_ref("tenantId", "tenant_id", "Tenant").read_only(),
+        id_ref("storeId", "store_id", "Store").read_only(),
+        rel("endpoint", "endpoint_id", "Endpoint", "integration-endpoints").read_only(),
+        text("eventType", "event_type", "Event Type").read_only(),
+        text("externalEventId", "external_event_id", "External Event ID").read_only(),
+        rel("duplicateOf", "duplicate_of_id", "Duplicate Of", "webhook-logs").read_only(),
+        text("payloadHash", "payload_hash", "Payload Hash").read_only(),
+        Field::new(
+            "signatureValid",
+            "signature_valid",
+            "Signature Valid",
+            Kind::Checkbox,
+        )
+        .read_only(),
+        select(
+            "status",
+            "status",
+            "Status",
+            &["received", "success", "retrying", "failed", "dead", "duplicate"],
+        )
+        .read_only(),
+        Field::new("attempts", "attempts", "Attempts", Kind::Int).read_only(),
+        date("nextRetryAt", "next_retry_at", "Next Retry").read_only(),
+        date("processedAt", "processed_at", "Processed At").read_only(),
+        text("url", "url", "URL").read_only(),
+        json("headers", "headers", "Headers").read_only(),
+        Field::new("responseCode", "response_code", "Response Code", Kind::Int).read_only(),
+        text("responseBodySnippet", "response_body_snippet", "Response Body").read_only(),
+        text("errorMessage", "error_message", "Error").read_only(),
+        json("metadata", "metadata", "Metadata").read_only(),
+    ],
+    default_sort: "-createdAt",
+    access: AccessRules {
+        read: Rule::TenantRoles(ADMINS),
+        create: Rule::Nobody,
+        update: Rule::Nobody,
+        delete: Rule::Nobody,
+    },
+    hooks: Hooks { before_change: None },
+    unique: &[],
+    auth: false,
+};

@@ -1,0 +1,6 @@
+//! The engine: query string → parameters → `where` → SQL → documents.
+
+pub mod params;
+pub mod qs;
+pub mod query;
+pub mod read;

@@ -1,0 +1,729 @@
+//! Typed settings, read once at start from the environment (and an optional `.env`).
+//!
+//! Every variable name of the original orchestrator's `.env` keeps its meaning, so an existing
+//! file works unchanged. Problems are collected, not raised one by one: a bad start lists every
+//! variable that is wrong, one line each, and never prints a secret's value.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Minimum length of a production secret, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Deployment mode (`APP_ENV`, alias `NODE_ENV`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Test,
+    Production,
+}
+
+impl AppEnv {
+    pub fn is_production(self) -> bool {
+        self == AppEnv::Production
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEnv::Development => "development",
+            AppEnv::Test => "test",
+            AppEnv::Production => "production",
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A secret setting: `Debug` shows `[redacted]`, the value is reachable only through `expose`.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(SecretString::from(value.into()))
+    }
+    /// The secret's value; call only where the value is used, never for logging.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The four server secrets; required in production, generated once in development.
+#[derive(Debug, Clone)]
+pub struct ServerSecrets {
+    /// `PAYLOAD_SECRET`: signs local-login JWTs and derives the field-encryption key.
+    pub payload_secret: Secret,
+    /// `CITYOS_SIGNATURE_SECRET`: verifies the gateway's signed tenant headers.
+    pub signature_secret: Secret,
+    /// `CRON_SECRET`: bearer secret of `/api/cron/*`.
+    pub cron_secret: Secret,
+    /// `API_KEY_HASH_SALT`: HMAC key under which API keys are stored.
+    pub api_key_hash_salt: Secret,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeycloakConfig {
+    pub issuer_url: Option<String>,
+    pub jwks_url: Option<String>,
+    pub client_id: Option<String>,
+    pub audience: Option<String>,
+    pub clock_tolerance_secs: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CerbosConfig {
+    pub pdp_url: Option<String>,
+    pub api_key: Option<Secret>,
+    pub request_timeout_ms: u64,
+}
+
+/// Connection settings of one external system (Medusa, Fleetbase, ERPNext).
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationConfig {
+    pub base_url: Option<String>,
+    pub api_key: Option<Secret>,
+    pub webhook_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub env: AppEnv,
+    pub host: IpAddr,
+    pub port: u16,
+    pub app_url: String,
+    /// External PostgreSQL; `None` starts the embedded cluster under `data_dir`.
+    pub database_url: Option<Secret>,
+    pub data_dir: PathBuf,
+    /// Where `initdb`/`pg_ctl` live; found automatically when unset.
+    pub pg_bin_dir: Option<PathBuf>,
+    pub database_max_connections: u32,
+    pub secrets: ServerSecrets,
+    /// Which secrets were generated for development (named in a warning at start).
+    pub generated_secrets: Vec<&'static str>,
+    pub keycloak: KeycloakConfig,
+    pub cerbos: CerbosConfig,
+    pub medusa: IntegrationConfig,
+    pub fleetbase: IntegrationConfig,
+    pub erpnext: IntegrationConfig,
+    pub webhook_replay_window_secs: u64,
+    pub s3: S3Config,
+    pub otel_endpoint: Option<String>,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub max_body_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub cors_origins: Vec<String>,
+    pub seed_admin_email: String,
+    pub seed_admin_password: Secret,
+    /// Seed demo data when the embedded database is created (first start).
+    pub seed_on_first_start: bool,
+}
+
+/// Everything wrong with the environment, one problem per entry.
+#[derive(Debug, Default)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "config error: {line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads variables with the aliases of the original orchestrator, collecting problems.
+struct Vars<'a> {
+    map: &'a HashMap<String, String>,
+    errors: Vec<String>,
+}
+
+impl<'a> Vars<'a> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.map
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn first(&self, names: &[&str]) -> Option<String> {
+        names.iter().find_map(|n| self.get(n))
+    }
+
+    fn parse<T: std::str::FromStr>(&mut self, name: &str, default: T, what: &str) -> T {
+        match self.get(name) {
+            None => default,
+            Some(raw) => match raw.parse() {
+                Ok(v) => v,
+                Err(_) => {
+                    self.errors.push(format!("{name}: must be {what} (got {raw:?})"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn url(&mut self, name: &str) -> Option<String> {
+        let raw = self.get(name)?;
+        if raw.starts_with("http://") || raw.starts_with("https://") {
+            Some(raw.trim_end_matches('/').to_string())
+        } else {
+            self.errors
+                .push(format!("{name}: must be an http(s) URL (got {raw:?})"));
+            None
+        }
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.get(name).map(Secret::new)
+    }
+
+    fn bool(&mut self, name: &str, default: bool) -> bool {
+        match self.get(name).as_deref() {
+            None => default,
+            Some("1" | "true" | "TRUE" | "yes" | "on") => true,
+            Some("0" | "false" | "FALSE" | "no" | "off") => false,
+            Some(other) => {
+                self.errors
+                    .push(format!("{name}: must be true or false (got {other:?})"));
+                default
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Reads `.env` (when present, without overriding the real environment), then the environment.
+    pub fn load() -> Result<Config, ConfigErrors> {
+        let _ = dotenvy::dotenv();
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Config::from_vars(&vars)
+    }
+
+    /// Builds the configuration from a variable map; the single place where settings are validated.
+    pub fn from_vars(map: &HashMap<String, String>) -> Result<Config, ConfigErrors> {
+        let mut v = Vars {
+            map,
+            errors: Vec::new(),
+        };
+
+        let env = match v.first(&["APP_ENV", "NODE_ENV"]).as_deref() {
+            None | Some("development" | "dev") => AppEnv::Development,
+            Some("production" | "prod") => AppEnv::Production,
+            Some("test") => AppEnv::Test,
+            Some(other) => {
+                v.errors.push(format!(
+                    "APP_ENV: must be development, test or production (got {other:?})"
+                ));
+                AppEnv::Development
+            }
+        };
+
+        let port: u16 = v.parse("PORT", 3001, "a port number between 0 and 65535");
+        let host: IpAddr = v.parse(
+            "HOST",
+            IpAddr::from([0, 0, 0, 0]),
+            "an IP address such as 0.0.0.0 or 127.0.0.1",
+        );
+        let app_url = match v.first(&["APP_URL", "NEXT_PUBLIC_APP_URL"]) {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                u.trim_end_matches('/').to_string()
+            }
+            Some(u) => {
+                v.errors
+                    .push(format!("APP_URL: must be an http(s) URL (got {u:?})"));
+                String::new()
+            }
+            None => format!("http://localhost:{port}"),
+        };
+
+        let database_url = match v.get("DATABASE_URL") {
+            None => None,
+            Some(url) => {
+                if let Err(problem) = check_database_url(&url) {
+                    v.errors.push(format!("DATABASE_URL: {problem}"));
+                }
+                Some(Secret::new(url))
+            }
+        };
+
+        let data_dir = PathBuf::from(v.get("CITYOS_DATA_DIR").unwrap_or_else(|| ".data".into()));
+        let pg_bin_dir = v.get("CITYOS_PG_BIN_DIR").map(PathBuf::from);
+        let database_max_connections = v.parse("DATABASE_MAX_CONNECTIONS", 16u32, "a number");
+
+        let log_format = match v.get("LOG_FORMAT").as_deref() {
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            None if env.is_production() => LogFormat::Json,
+            None => LogFormat::Text,
+            Some(other) => {
+                v.errors
+                    .push(format!("LOG_FORMAT: must be json or text (got {other:?})"));
+                LogFormat::Text
+            }
+        };
+
+        let keycloak = KeycloakConfig {
+            issuer_url: v.url("KEYCLOAK_ISSUER_URL"),
+            jwks_url: v.url("KEYCLOAK_JWKS_URL"),
+            client_id: v.get("KEYCLOAK_CLIENT_ID"),
+            audience: v.get("KEYCLOAK_AUDIENCE"),
+            clock_tolerance_secs: v.parse("AUTH_JWT_CLOCK_TOLERANCE_SECONDS", 30, "a number of seconds"),
+        };
+        let cerbos = CerbosConfig {
+            pdp_url: v.url("CERBOS_PDP_URL"),
+            api_key: v.secret("CERBOS_PDP_API_KEY"),
+            request_timeout_ms: v.parse("CERBOS_REQUEST_TIMEOUT_MS", 5000, "a number of milliseconds"),
+        };
+        let integration = |v: &mut Vars, prefix: &str| IntegrationConfig {
+            base_url: v.url(&format!("{prefix}_BASE_URL")),
+            api_key: v.secret(&format!("{prefix}_API_KEY")),
+            webhook_secret: v.secret(&format!("{prefix}_WEBHOOK_SECRET")),
+        };
+        let medusa = integration(&mut v, "MEDUSA");
+        let fleetbase = integration(&mut v, "FLEETBASE");
+        let erpnext = integration(&mut v, "ERPNEXT");
+        let s3 = S3Config {
+            endpoint: v.url("S3_ENDPOINT"),
+            region: v.get("S3_REGION"),
+            bucket: v.get("S3_BUCKET"),
+            access_key_id: v.get("S3_ACCESS_KEY_ID"),
+            secret_access_key: v.secret("S3_SECRET_ACCESS_KEY"),
+        };
+        let webhook_replay_window_secs = v.parse("WEBHOOK_REPLAY_WINDOW_SECONDS", 300, "a number of seconds");
+        let otel_endpoint = v.url("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let log_level = v.get("LOG_LEVEL").unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            v.errors.push(format!(
+                "LOG_LEVEL: must be a level (error, warn, info, debug, trace) or a filter (got {log_level:?})"
+            ));
+        }
+        let max_body_bytes = v.parse("MAX_BODY_BYTES", 2 * 1024 * 1024usize, "a number of bytes");
+        let request_timeout_secs = v.parse("REQUEST_TIMEOUT_SECONDS", 30u64, "a number of seconds");
+        let cors_origins = v
+            .get("CORS_ORIGINS")
+            .map(|s| {
+                s.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let seed_admin_email = v
+            .get("SEED_ADMIN_EMAIL")
+            .unwrap_or_else(|| "admin@cityos.local".into())
+            .to_lowercase();
+        let seed_admin_password = v
+            .secret("SEED_ADMIN_PASSWORD")
+            .unwrap_or_else(|| Secret::new("cityos-admin"));
+        let seed_on_first_start = v.bool("CITYOS_SEED_DEMO", true);
+        // Accepted for compatibility with the original `.env`; both extensions are always created.
+        let _ = v.bool("POSTGRES_ENABLE_POSTGIS", true);
+        let _ = v.bool("POSTGRES_ENABLE_PGVECTOR", true);
+
+        // Secrets: required and long in production; in development generated once under data_dir.
+        const SECRET_NAMES: [&str; 4] = [
+            "PAYLOAD_SECRET",
+            "CITYOS_SIGNATURE_SECRET",
+            "CRON_SECRET",
+            "API_KEY_HASH_SALT",
+        ];
+        let mut values: Vec<Option<Secret>> = Vec::new();
+        for name in SECRET_NAMES {
+            let value = v.secret(name);
+            if env.is_production() {
+                match &value {
+                    None => v.errors.push(format!("{name}: required in production")),
+                    Some(s) if s.expose().len() < MIN_SECRET_BYTES => v.errors.push(format!(
+                        "{name}: must be at least {MIN_SECRET_BYTES} bytes in production (value not shown)"
+                    )),
+                    Some(_) => {}
+                }
+            }
+            values.push(value);
+        }
+        if !v.errors.is_empty() {
+            return Err(ConfigErrors(v.errors));
+        }
+
+        let mut generated_secrets = Vec::new();
+        let mut resolved = Vec::new();
+        let mut dev_store: Option<DevSecretStore> = None;
+        for (name, value) in SECRET_NAMES.iter().zip(values) {
+            match value {
+                Some(s) => resolved.push(s),
+                None => {
+                    let store = match &mut dev_store {
+                        Some(s) => s,
+                        None => dev_store.insert(
+                            DevSecretStore::open(&data_dir)
+                                .map_err(|e| ConfigErrors(vec![format!("CITYOS_DATA_DIR: {e}")]))?,
+                        ),
+                    };
+                    let (secret, fresh) = store.get_or_create(name);
+                    if fresh {
+                        generated_secrets.push(*name);
+                    }
+                    resolved.push(secret);
+                }
+            }
+        }
+        if let Some(store) = dev_store {
+            store
+                .save()
+                .map_err(|e| ConfigErrors(vec![format!("CITYOS_DATA_DIR: {e}")]))?;
+        }
+        let mut it = resolved.into_iter();
+        let secrets = ServerSecrets {
+            payload_secret: it.next().expect("four secrets"),
+            signature_secret: it.next().expect("four secrets"),
+            cron_secret: it.next().expect("four secrets"),
+            api_key_hash_salt: it.next().expect("four secrets"),
+        };
+
+        Ok(Config {
+            env,
+            host,
+            port,
+            app_url,
+            database_url,
+            data_dir,
+            pg_bin_dir,
+            database_max_connections,
+            secrets,
+            generated_secrets,
+            keycloak,
+            cerbos,
+            medusa,
+            fleetbase,
+            erpnext,
+            webhook_replay_window_secs,
+            s3,
+            otel_endpoint,
+            log_level,
+            log_format,
+            max_body_bytes,
+            request_timeout_secs,
+            cors_origins,
+            seed_admin_email,
+            seed_admin_password,
+            seed_on_first_start,
+        })
+    }
+
+    /// A human-readable listing for `cityos config check`, secrets shown only as set/unset.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let secret = |s: &Option<Secret>| match s {
+            Some(_) => "[redacted]".to_string(),
+            None => "(unset)".to_string(),
+        };
+        let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "(unset)".into());
+        let generated = |name: &str| {
+            if self.generated_secrets.contains(&name) {
+                "[redacted] (generated for development)".to_string()
+            } else {
+                "[redacted]".to_string()
+            }
+        };
+        vec![
+            ("APP_ENV".into(), self.env.as_str().into()),
+            ("HOST".into(), self.host.to_string()),
+            ("PORT".into(), self.port.to_string()),
+            ("APP_URL".into(), self.app_url.clone()),
+            (
+                "DATABASE_URL".into(),
+                match &self.database_url {
+                    Some(url) => redact_database_url(url.expose()),
+                    None => format!(
+                        "(unset: embedded PostgreSQL under {})",
+                        self.data_dir.join("postgres").display()
+                    ),
+                },
+            ),
+            ("CITYOS_DATA_DIR".into(), self.data_dir.display().to_string()),
+            ("PAYLOAD_SECRET".into(), generated("PAYLOAD_SECRET")),
+            (
+                "CITYOS_SIGNATURE_SECRET".into(),
+                generated("CITYOS_SIGNATURE_SECRET"),
+            ),
+            ("CRON_SECRET".into(), generated("CRON_SECRET")),
+            ("API_KEY_HASH_SALT".into(), generated("API_KEY_HASH_SALT")),
+            ("KEYCLOAK_ISSUER_URL".into(), opt(&self.keycloak.issuer_url)),
+            ("KEYCLOAK_JWKS_URL".into(), opt(&self.keycloak.jwks_url)),
+            ("KEYCLOAK_CLIENT_ID".into(), opt(&self.keycloak.client_id)),
+            ("KEYCLOAK_AUDIENCE".into(), opt(&self.keycloak.audience)),
+            (
+                "AUTH_JWT_CLOCK_TOLERANCE_SECONDS".into(),
+                self.keycloak.clock_tolerance_secs.to_string(),
+            ),
+            ("CERBOS_PDP_URL".into(), opt(&self.cerbos.pdp_url)),
+            ("CERBOS_PDP_API_KEY".into(), secret(&self.cerbos.api_key)),
+            (
+                "CERBOS_REQUEST_TIMEOUT_MS".into(),
+                self.cerbos.request_timeout_ms.to_string(),
+            ),
+            ("MEDUSA_BASE_URL".into(), opt(&self.medusa.base_url)),
+            ("MEDUSA_API_KEY".into(), secret(&self.medusa.api_key)),
+            (
+                "MEDUSA_WEBHOOK_SECRET".into(),
+                secret(&self.medusa.webhook_secret),
+            ),
+            ("FLEETBASE_BASE_URL".into(), opt(&self.fleetbase.base_url)),
+            ("FLEETBASE_API_KEY".into(), secret(&self.fleetbase.api_key)),
+            (
+                "FLEETBASE_WEBHOOK_SECRET".into(),
+                secret(&self.fleetbase.webhook_secret),
+            ),
+            ("ERPNEXT_BASE_URL".into(), opt(&self.erpnext.base_url)),
+            ("ERPNEXT_API_KEY".into(), secret(&self.erpnext.api_key)),
+            (
+                "ERPNEXT_WEBHOOK_SECRET".into(),
+                secret(&self.erpnext.webhook_secret),
+            ),
+            (
+                "WEBHOOK_REPLAY_WINDOW_SECONDS".into(),
+                self.webhook_replay_window_secs.to_string(),
+            ),
+            ("S3_ENDPOINT".into(), opt(&self.s3.endpoint)),
+            ("S3_REGION".into(), opt(&self.s3.region)),
+            ("S3_BUCKET".into(), opt(&self.s3.bucket)),
+            ("S3_ACCESS_KEY_ID".into(), opt(&self.s3.access_key_id)),
+            ("S3_SECRET_ACCESS_KEY".into(), secret(&self.s3.secret_access_key)),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), opt(&self.otel_endpoint)),
+            ("LOG_LEVEL".into(), self.log_level.clone()),
+            (
+                "LOG_FORMAT".into(),
+                match self.log_format {
+                    LogFormat::Json => "json".into(),
+                    LogFormat::Text => "text".into(),
+                },
+            ),
+            ("MAX_BODY_BYTES".into(), self.max_body_bytes.to_string()),
+            (
+                "REQUEST_TIMEOUT_SECONDS".into(),
+                self.request_timeout_secs.to_string(),
+            ),
+            ("CORS_ORIGINS".into(), self.cors_origins.join(",")),
+            ("SEED_ADMIN_EMAIL".into(), self.seed_admin_email.clone()),
+            ("SEED_ADMIN_PASSWORD".into(), "[redacted]".into()),
+        ]
+    }
+}
+
+/// Checks the shape of a PostgreSQL URL without echoing it (it may hold a password).
+fn check_database_url(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or("must start with postgres:// or postgresql://")?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    if host_port.is_empty() && !rest.contains("host=") {
+        return Err("has no host");
+    }
+    if let Some((_, port)) = host_port.rsplit_once(':') {
+        if !port.ends_with(']') && port.parse::<u16>().is_err() {
+            return Err("has an invalid port");
+        }
+    }
+    url.parse::<sqlx::postgres::PgConnectOptions>()
+        .map(|_| ())
+        .map_err(|_| "is not a valid PostgreSQL connection URL")
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
+pub fn redact_database_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Development secrets kept in `<data_dir>/secrets.env` (mode 0600), created on first use.
+struct DevSecretStore {
+    path: PathBuf,
+    values: Vec<(String, String)>,
+    dirty: bool,
+}
+
+impl DevSecretStore {
+    fn open(data_dir: &Path) -> std::io::Result<Self> {
+        let path = data_dir.join("secrets.env");
+        let mut values = Vec::new();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for line in text.lines() {
+                    if let Some((k, v)) = line.split_once('=') {
+                        values.push((k.trim().to_string(), v.trim().to_string()));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(DevSecretStore {
+            path,
+            values,
+            dirty: false,
+        })
+    }
+
+    fn get_or_create(&mut self, name: &str) -> (Secret, bool) {
+        if let Some((_, v)) = self.values.iter().find(|(k, _)| k == name) {
+            return (Secret::new(v.clone()), false);
+        }
+        let value = crate::util::random_hex(32);
+        self.values.push((name.to_string(), value.clone()));
+        self.dirty = true;
+        (Secret::new(value), true)
+    }
+
+    fn save(&self) -> std::io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut text = String::from("# Generated development secrets. Set the variables to override.\n");
+        for (k, v) in &self.values {
+            text.push_str(&format!("{k}={v}\n"));
+        }
+        let tmp = self.path.with_extension("env.tmp");
+        std::fs::write(&tmp, text)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        }
+        std::fs::rename(tmp, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn production_requires_long_secrets_and_names_each_variable() {
+        let err = Config::from_vars(&vars(&[
+            ("APP_ENV", "production"),
+            ("PAYLOAD_SECRET", "short-but-secret-value"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("PAYLOAD_SECRET: must be at least 32 bytes"),
+            "{text}"
+        );
+        assert!(!text.contains("short-but-secret-value"), "secret leaked: {text}");
+        for name in ["CITYOS_SIGNATURE_SECRET", "CRON_SECRET", "API_KEY_HASH_SALT"] {
+            assert!(
+                text.contains(&format!("{name}: required in production")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_port_and_database_url_are_reported_together() {
+        let err = Config::from_vars(&vars(&[
+            ("PORT", "70000"),
+            ("DATABASE_URL", "mysql://root:hunter2@localhost/db"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("PORT:"), "{text}");
+        assert!(
+            text.contains("DATABASE_URL: must start with postgres://"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn node_env_and_public_app_url_aliases_are_honoured() {
+        let dir = std::env::temp_dir().join(format!("cityos-cfg-{}", uuid::Uuid::new_v4()));
+        let secret = "x".repeat(40);
+        let cfg = Config::from_vars(&vars(&[
+            ("NODE_ENV", "production"),
+            ("NEXT_PUBLIC_APP_URL", "https://cms.example.sa/"),
+            ("PAYLOAD_SECRET", &secret),
+            ("CITYOS_SIGNATURE_SECRET", &secret),
+            ("CRON_SECRET", &secret),
+            ("API_KEY_HASH_SALT", &secret),
+            ("CITYOS_DATA_DIR", dir.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert!(cfg.env.is_production());
+        assert_eq!(cfg.app_url, "https://cms.example.sa");
+        assert!(cfg.generated_secrets.is_empty());
+        assert_eq!(format!("{:?}", cfg.secrets.payload_secret), "[redacted]");
+        assert!(!format!("{cfg:?}").contains(&secret));
+    }
+
+    #[test]
+    fn development_secrets_are_generated_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("cityos-cfg-{}", uuid::Uuid::new_v4()));
+        let map = vars(&[("CITYOS_DATA_DIR", dir.to_str().unwrap())]);
+        let first = Config::from_vars(&map).unwrap();
+        assert_eq!(first.generated_secrets.len(), 4);
+        let second = Config::from_vars(&map).unwrap();
+        assert!(second.generated_secrets.is_empty());
+        assert_eq!(
+            first.secrets.payload_secret.expose(),
+            second.secrets.payload_secret.expose()
+        );
+        assert_eq!(first.secrets.payload_secret.expose().len(), 64);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn database_url_is_redacted_for_display() {
+        assert_eq!(
+            redact_database_url("postgres://app:s3cret@db.internal:5432/cityos"),
+            "postgres://app:[redacted]@db.internal:5432/cityos"
+        );
+    }
+}

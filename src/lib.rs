@@ -1,0 +1,18 @@
+//! CityOS Orchestrator: the content, tenancy and integration control plane of Dakkah CityOS,
+//! serving Payload CMS 3's REST wire format from one binary.
+//!
+//! Map: `cli` → `config` → `app` (router + state) → `http` (errors, middleware, extractors) →
+//! `collections` (declarations + the one engine) → `db` (pool, embedded cluster, migrations).
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod collections;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod telemetry;
+pub mod util;
+
+pub use app::{AppState, Application};
+pub use config::Config;
