@@ -109,6 +109,24 @@ impl EmbeddedPostgres {
         self.started_here
     }
 
+    /// The cluster's data directory (it may live outside the data dir when running as root).
+    pub fn pgdata(&self) -> &Path {
+        &self.pgdata
+    }
+
+    /// Stops the cluster whoever started it (the test harness's "database lost" scenario).
+    pub async fn force_stop(&self) -> anyhow::Result<()> {
+        let pgdata = self.pgdata.to_string_lossy().to_string();
+        self.run_tool("pg_ctl", &["-D", &pgdata, "-m", "immediate", "-w", "stop"])
+            .await
+            .map(|_| ())
+    }
+
+    /// Starts the cluster again on the same port after [`force_stop`](Self::force_stop).
+    pub async fn restart(&self, durability: Durability) -> anyhow::Result<()> {
+        self.launch(durability).await
+    }
+
     /// Stops the cluster if this process started it (fast mode: open sessions are closed).
     pub async fn stop(&self) -> anyhow::Result<()> {
         if !self.started_here {
