@@ -28,6 +28,7 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub auth: Arc<AuthKeys>,
     pub cors: Arc<CorsPolicy>,
+    pub cipher: Arc<crate::crypto::FieldCipher>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -99,9 +100,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "listening");
+        // The method override rewrites the request before routing, so it wraps the router.
+        let service = tower::Layer::layer(
+            &axum::middleware::from_fn(http::method_override::middleware),
+            self.router,
+        );
         let served = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
         )
         .with_graceful_shutdown(shutdown)
         .await;
@@ -115,7 +121,11 @@ impl AppState {
     pub fn new(config: Config, pool: PgPool) -> AppState {
         let cors = Arc::new(CorsPolicy::from_list(&config.cors_origins));
         let auth = Arc::new(AuthKeys::new(&config));
+        let cipher = Arc::new(crate::crypto::FieldCipher::new(
+            config.secrets.payload_secret.expose(),
+        ));
         AppState {
+            cipher,
             pool,
             registry: Arc::new(Registry::new()),
             auth,
@@ -133,11 +143,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::routes::router())
         .merge(crate::collections::routes::router())
         .fallback(api_not_found)
+        // Payload answers an unsupported method with the same route-not-found 404.
+        .method_not_allowed_fallback(api_not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.cors.clone(),
             http::cors::middleware,
-        ))
-        .layer(axum::middleware::from_fn(http::method_override::middleware));
+        ));
 
     Router::new()
         .nest("/api", api)

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod collections;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod telemetry;

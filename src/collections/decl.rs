@@ -118,8 +118,10 @@ pub enum Kind {
     Blocks(&'static [Block]),
     /// An array stored in a child table.
     Child(&'static ChildDecl),
-    /// Encrypted `bytea`; write-only.
+    /// Encrypted `bytea`; write-only. Reads show `has<Name>: bool` instead.
     Secret,
+    /// A local password: written as an argon2id hash, never read.
+    Password,
 }
 
 impl Kind {
@@ -154,8 +156,10 @@ pub enum Default {
     /// Filled from the request context (the resolved tenant).
     ContextTenant,
     ContextStore,
-    /// The calling user's id.
+    /// The calling user's id, on create.
     Caller,
+    /// The calling user's id, on create and on every update (`updatedBy`).
+    CallerAlways,
 }
 
 /// One field of a collection.
@@ -232,7 +236,7 @@ impl Field {
     }
     pub fn readable(&self) -> bool {
         !matches!(self.visibility, Visibility::WriteOnly | Visibility::Hidden)
-            && !matches!(self.kind, Kind::Secret)
+            && !matches!(self.kind, Kind::Secret | Kind::Password)
     }
     pub fn writable(&self) -> bool {
         !matches!(self.visibility, Visibility::ReadOnly | Visibility::Hidden)

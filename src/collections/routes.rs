@@ -1,25 +1,36 @@
 //! The collection routes of Payload's REST API, one set for all declarations.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::app::AppState;
+use crate::collections::access::Action;
 use crate::collections::decl::CollectionDecl;
 use crate::collections::engine::params::FindParams;
 use crate::collections::engine::read::{self, ReadEnv};
+use crate::collections::engine::write::{self, WriteEnv};
 use crate::http::error::ApiError;
-use crate::http::extract::{CallContext, QueryTree};
+use crate::http::extract::{json_object, CallContext, QueryTree};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/{slug}", get(list))
-        .route("/{slug}/", get(list))
+        .route(
+            "/{slug}",
+            get(list).post(create).patch(bulk_update).delete(bulk_delete),
+        )
+        .route(
+            "/{slug}/",
+            get(list).post(create).patch(bulk_update).delete(bulk_delete),
+        )
         .route("/{slug}/count", get(count))
-        .route("/{slug}/{id}", get(by_id))
-        .route("/{slug}/{id}/", get(by_id))
+        .route("/{slug}/{id}", get(by_id).patch(update).delete(delete))
+        .route("/{slug}/{id}/", get(by_id).patch(update).delete(delete))
 }
 
 /// The declaration for a path segment; unknown slugs answer Payload's route-not-found.
@@ -37,6 +48,34 @@ fn env<'a>(state: &'a AppState, ctx: &'a CallContext) -> ReadEnv<'a> {
         tenant: &ctx.tenant,
         app_url: &state.config.app_url,
     }
+}
+
+fn write_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> WriteEnv<'a> {
+    WriteEnv {
+        read: env(state, ctx),
+        call: ctx,
+        cipher: &state.cipher,
+    }
+}
+
+/// A JSON object body: too large → 413, not JSON → Payload's 400, another type → 415.
+fn body_object(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Map<String, Value>, ApiError> {
+    let bytes = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(ApiError::PayloadTooLarge),
+        Err(_) => return Err(ApiError::bad_json()),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !bytes.is_empty() && !content_type.is_empty() && !content_type.to_ascii_lowercase().contains("json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    json_object(&bytes)
 }
 
 async fn list(
@@ -85,4 +124,176 @@ async fn by_id(
     )
     .await?;
     Ok(Json(doc).into_response())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    QueryTree(tree): QueryTree,
+    ctx: CallContext,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let decl = decl_for(&state, &slug, &format!("/api/{slug}"))?;
+    let params = FindParams::from_tree(&tree)?;
+    let body = body_object(&headers, body)?;
+    let mut tx = state.pool.begin().await?;
+    let doc = write::create(&mut tx, &write_env(&state, &ctx), decl, body, &params).await?;
+    tx.commit().await?;
+    let message = format!("{} successfully created.", decl.singular);
+    Ok((StatusCode::CREATED, Json(json!({"doc": doc, "message": message}))).into_response())
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+    QueryTree(tree): QueryTree,
+    ctx: CallContext,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
+    let params = FindParams::from_tree(&tree)?;
+    let body = body_object(&headers, body)?;
+    let mut tx = state.pool.begin().await?;
+    let doc = write::update_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, body, &params).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"doc": doc, "message": "Updated successfully."})).into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+    QueryTree(tree): QueryTree,
+    ctx: CallContext,
+) -> Result<Response, ApiError> {
+    let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
+    let params = FindParams::from_tree(&tree)?;
+    let mut tx = state.pool.begin().await?;
+    let doc = write::delete_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, &params).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"doc": doc, "message": "Deleted successfully."})).into_response())
+}
+
+async fn bulk_update(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    QueryTree(tree): QueryTree,
+    ctx: CallContext,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let decl = decl_for(&state, &slug, &format!("/api/{slug}"))?;
+    let params = FindParams::from_tree(&tree)?;
+    let Some(where_) = params.where_.clone() else {
+        return Err(ApiError::bad_request(
+            "Missing 'where' query of documents to update.",
+        ));
+    };
+    let body = body_object(&headers, body)?;
+    // Bulk PATCH: `limit` absent means all matches.
+    let limit = match tree.get("limit") {
+        Some(_) => params.limit,
+        None => 0,
+    };
+    bulk(
+        &state,
+        &ctx,
+        decl,
+        Action::Update,
+        &where_,
+        limit,
+        &params,
+        Some(body),
+    )
+    .await
+}
+
+async fn bulk_delete(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    QueryTree(tree): QueryTree,
+    ctx: CallContext,
+) -> Result<Response, ApiError> {
+    let decl = decl_for(&state, &slug, &format!("/api/{slug}"))?;
+    let params = FindParams::from_tree(&tree)?;
+    let Some(where_) = params.where_.clone() else {
+        return Err(ApiError::bad_request(
+            "Missing 'where' query of documents to delete.",
+        ));
+    };
+    bulk(&state, &ctx, decl, Action::Delete, &where_, 0, &params, None).await
+}
+
+/// Applies an update or delete to every document in scope, each in its own transaction, and
+/// reports Payload's partial-failure envelope.
+#[allow(clippy::too_many_arguments)]
+async fn bulk(
+    state: &AppState,
+    ctx: &CallContext,
+    decl: &'static CollectionDecl,
+    action: Action,
+    where_: &Value,
+    limit: i64,
+    params: &FindParams,
+    body: Option<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let ids = {
+        let mut conn = state.pool.acquire().await?;
+        write::bulk_targets(&mut conn, &env(state, ctx), decl, action, where_, limit).await?
+    };
+    let wenv = write_env(state, ctx);
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    for id in &ids {
+        let mut tx = state.pool.begin().await?;
+        let result = match &body {
+            Some(b) => write::update_by_id(&mut tx, &wenv, decl, &id.to_string(), b.clone(), params).await,
+            None => write::delete_by_id(&mut tx, &wenv, decl, &id.to_string(), params).await,
+        };
+        match result {
+            Ok(doc) => {
+                tx.commit().await?;
+                docs.push(doc);
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                let message = if e.status().is_client_error() {
+                    e.to_string()
+                } else {
+                    tracing::error!(error = %e, doc = %id, "bulk item failed");
+                    "Something went wrong.".to_string()
+                };
+                errors.push(json!({"id": id.to_string(), "message": message}));
+            }
+        }
+    }
+    let verb = if action == Action::Update {
+        "update"
+    } else {
+        "delete"
+    };
+    let total = ids.len();
+    if errors.is_empty() {
+        let label = if docs.len() == 1 {
+            decl.singular
+        } else {
+            decl.plural
+        };
+        let past = if action == Action::Update {
+            "Updated"
+        } else {
+            "Deleted"
+        };
+        let message = format!("{past} {} {label} successfully.", docs.len());
+        Ok(Json(json!({"docs": docs, "errors": [], "message": message})).into_response())
+    } else {
+        let label = if total == 1 { decl.singular } else { decl.plural };
+        let message = format!("Unable to {verb} {} out of {total} {label}.", errors.len());
+        Ok((
+            StatusCode::BAD_REQUEST,
+            Json(json!({"docs": docs, "errors": errors, "message": message})),
+        )
+            .into_response())
+    }
 }

@@ -93,6 +93,8 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("Request Entity Too Large")]
     PayloadTooLarge,
+    #[error("Unsupported Media Type: send application/json")]
+    UnsupportedMediaType,
     #[error("{0}")]
     Unavailable(String),
     /// No route for this path: Payload's 404 without an `errors` array.
@@ -130,6 +132,7 @@ impl ApiError {
             | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -398,3 +398,30 @@ pub fn same_keys(a: &Value, b: &Value) -> bool {
         _ => std::mem::discriminant(a) == std::mem::discriminant(b),
     }
 }
+
+/// Status and parsed JSON body of a response.
+pub async fn json(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")),
+    )
+}
+
+/// Inserts `n` pages for a tenant straight into the database (half published).
+pub async fn insert_pages(pool: &PgPool, tenant: &str, n: i32) {
+    sqlx::query(
+        "INSERT INTO pages (tenant_id, title, slug, status, published_at, created_at)
+         SELECT $1::uuid, 'Bulk page ' || g, 'bulk-page-' || g,
+                CASE WHEN g % 2 = 0 THEN 'published' ELSE 'draft' END,
+                CASE WHEN g % 2 = 0 THEN now() - make_interval(mins => g) END,
+                now() - make_interval(secs => g)
+         FROM generate_series(1, $2) g",
+    )
+    .bind(tenant)
+    .bind(n)
+    .execute(pool)
+    .await
+    .unwrap();
+}

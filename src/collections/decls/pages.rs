@@ -97,7 +97,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
         tenant_field(),
         store_field(),
         name("title", "title", "Title").required(),
-        name("slug", "slug", "Slug").required().format(Format::Slug),
+        name("slug", "slug", "Slug").format(Format::Slug),
         Field::new("layout", "layout", "Layout", Kind::Blocks(LAYOUT_BLOCKS)),
         name("seo.title", "seo_title", "SEO Title"),
         textarea("seo.description", "seo_description", "SEO Description"),
@@ -113,7 +113,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
             .default(Default::Caller),
         rel("updatedBy", "updated_by_id", "Updated By", "users")
             .read_only()
-            .default(Default::Caller),
+            .default(Default::CallerAlways),
         Field::new("embedding", "embedding", "Embedding", Kind::Vector),
         date(
             "embeddingUpdatedAt",

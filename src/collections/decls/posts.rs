@@ -11,7 +11,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
         tenant_field(),
         store_field(),
         name("title", "title", "Title").required(),
-        name("slug", "slug", "Slug").required().format(Format::Slug),
+        name("slug", "slug", "Slug").format(Format::Slug),
         textarea("excerpt", "excerpt", "Excerpt").max(1000),
         Field::new("content", "content", "Content", Kind::RichText),
         upload("coverImage", "cover_image_id", "Cover Image"),
@@ -31,7 +31,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
             .default(Default::Caller),
         rel("updatedBy", "updated_by_id", "Updated By", "users")
             .read_only()
-            .default(Default::Caller),
+            .default(Default::CallerAlways),
         Field::new("embedding", "embedding", "Embedding", Kind::Vector),
         date(
             "embeddingUpdatedAt",

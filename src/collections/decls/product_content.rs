@@ -128,7 +128,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
             .default(Default::Caller),
         rel("updatedBy", "updated_by_id", "Updated By", "users")
             .read_only()
-            .default(Default::Caller),
+            .default(Default::CallerAlways),
         Field::new("embedding", "embedding", "Embedding", Kind::Vector),
         date(
             "embeddingUpdatedAt",

@@ -57,7 +57,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
             "Tenant Memberships",
             Kind::Child(&MEMBERSHIPS),
         ),
-        Field::new("password", "password_hash", "Password", Kind::Text)
+        Field::new("password", "password_hash", "Password", Kind::Password)
             .write_only()
             .max(1024),
         date("lastLoginAt", "last_login_at", "Last Login").read_only(),

@@ -262,7 +262,7 @@ impl<'a> Compiler<'a> {
             }
             if rest.is_empty() {
                 return match field.kind {
-                    Kind::Child(_) | Kind::Vector | Kind::Secret => None,
+                    Kind::Child(_) | Kind::Vector | Kind::Secret | Kind::Password => None,
                     _ => Some(Resolved::Field(field, col(field.column))),
                 };
             }
@@ -298,7 +298,7 @@ impl<'a> Compiler<'a> {
         match field.visibility {
             Visibility::Hidden | Visibility::WriteOnly => false,
             Visibility::NotPublic => !self.public_only,
-            _ => !matches!(field.kind, Kind::Secret),
+            _ => !matches!(field.kind, Kind::Secret | Kind::Password),
         }
     }
 

@@ -151,10 +151,27 @@ fn field_expr(field: &Field, alias: &str) -> String {
     }
 }
 
+/// `webhookSecret` → `hasWebhookSecret`.
+pub fn has_name(field: &str) -> String {
+    let mut chars = field.chars();
+    match chars.next() {
+        Some(first) => format!("has{}{}", first.to_ascii_uppercase(), chars.as_str()),
+        None => "has".into(),
+    }
+}
+
 /// `json_build_object(...)::text` for the fields of `decl` that the projection and caller allow.
 fn doc_expr(decl: &CollectionDecl, alias: &str, proj: &Projection, public_only: bool) -> String {
     let mut pairs = vec![format!("'id', {alias}.id")];
     for field in decl.fields {
+        if matches!(field.kind, Kind::Secret) && !public_only {
+            // Secrets are never returned; the admin sees whether one is set.
+            let name = has_name(field.name);
+            if proj.wants(&name) {
+                pairs.push(format!("'{name}', {alias}.{} IS NOT NULL", field.column));
+            }
+            continue;
+        }
         if !field.readable() || (public_only && field.visibility == Visibility::NotPublic) {
             continue;
         }
@@ -390,6 +407,22 @@ pub async fn find_by_id(
     Ok(docs.pop().unwrap_or(Value::Null))
 }
 
+/// Every stored field of one row, flat (`seo.title` keys) and unpopulated: for merges and diffs.
+pub async fn flat_by_id(
+    conn: &mut PgConnection,
+    decl: &'static CollectionDecl,
+    id: Uuid,
+) -> Result<Option<Map<String, Value>>, ApiError> {
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
+    qb.push(doc_expr(decl, "t0", &Projection::default(), false))
+        .push(" FROM ")
+        .push(decl.table)
+        .push(" t0 WHERE t0.id = ")
+        .push_bind(id);
+    let text: Option<String> = qb.build_query_scalar().fetch_optional(conn).await?;
+    text.map(|t| parse_doc(&t)).transpose()
+}
+
 fn parse_doc(text: &str) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
@@ -537,7 +570,9 @@ fn envelope(docs: Vec<Value>, total: i64, params: &FindParams, paginate: bool) -
         if has_next { (page + 1).into() } else { Value::Null },
     );
     m.insert("page".into(), page.into());
-    m.insert("pagingCounter".into(), ((page - 1) * limit + 1).into());
+    // Zero matches always give pagingCounter 1 (Payload's Postgres adapter).
+    let paging_counter = if total == 0 { 1 } else { (page - 1) * limit + 1 };
+    m.insert("pagingCounter".into(), paging_counter.into());
     m.insert(
         "prevPage".into(),
         if has_prev { (page - 1).into() } else { Value::Null },

@@ -1,0 +1,108 @@
+//! The audit row every change writes, in the same transaction as the change: if it cannot be
+//! written, the change rolls back with it.
+
+use serde_json::{json, Map, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::auth::principal::Principal;
+use crate::collections::decl::{CollectionDecl, Kind, Visibility};
+use crate::http::error::ApiError;
+use crate::http::extract::CallContext;
+
+/// One audit row.
+pub struct AuditEntry<'a> {
+    pub call: &'a CallContext,
+    pub action: &'a str,
+    pub collection: &'a str,
+    pub doc_id: Option<String>,
+    pub tenant: Option<Uuid>,
+    pub diff: Value,
+}
+
+impl<'a> AuditEntry<'a> {
+    /// A create/update/delete with the diff of the fields that changed.
+    pub fn change(
+        call: &'a CallContext,
+        action: &'a str,
+        decl: &'a CollectionDecl,
+        doc_id: &str,
+        before: Option<&Map<String, Value>>,
+        after: Option<&Map<String, Value>>,
+        tenant: Option<Uuid>,
+    ) -> AuditEntry<'a> {
+        AuditEntry {
+            call,
+            action,
+            collection: decl.slug,
+            doc_id: Some(doc_id.to_string()),
+            tenant,
+            diff: diff(decl, before, after),
+        }
+    }
+}
+
+/// `{"path": {"before": …, "after": …}}` for changed fields; secrets show as `[redacted]`.
+pub fn diff(
+    decl: &CollectionDecl,
+    before: Option<&Map<String, Value>>,
+    after: Option<&Map<String, Value>>,
+) -> Value {
+    let empty = Map::new();
+    let (b, a) = (before.unwrap_or(&empty), after.unwrap_or(&empty));
+    let mut out = Map::new();
+    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+    keys.dedup();
+    let mut seen = std::collections::HashSet::new();
+    for k in keys {
+        if !seen.insert(k) || k == "updatedAt" || k == "createdAt" {
+            continue;
+        }
+        let (x, y) = (b.get(k).unwrap_or(&Value::Null), a.get(k).unwrap_or(&Value::Null));
+        if x == y {
+            continue;
+        }
+        let secret = k.starts_with("has")
+            || decl.field(k).is_some_and(|f| {
+                matches!(f.kind, Kind::Secret | Kind::Password) || f.visibility == Visibility::WriteOnly
+            });
+        let entry = if secret {
+            json!({"before": "[redacted]", "after": "[redacted]"})
+        } else {
+            json!({"before": x, "after": y})
+        };
+        out.insert(k.clone(), entry);
+    }
+    Value::Object(out)
+}
+
+/// Inserts the audit row.
+pub async fn record(conn: &mut PgConnection, e: &AuditEntry<'_>) -> Result<(), ApiError> {
+    let principal = &e.call.principal;
+    let actor_type = match principal {
+        Principal::Anonymous => "system",
+        Principal::User(u) if u.strategy == "api-key" => "api_key",
+        Principal::User(_) => "user",
+    };
+    sqlx::query(
+        "INSERT INTO audit_logs (actor_type, actor_user_id, actor_roles, action, collection, doc_id, tenant_id,
+                                 store_id, request_id, context_source, ip, user_agent, diff_summary)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::inet, $12, $13)",
+    )
+    .bind(actor_type)
+    .bind(principal.user_id())
+    .bind(principal.roles())
+    .bind(e.action)
+    .bind(e.collection)
+    .bind(&e.doc_id)
+    .bind(e.tenant)
+    .bind(e.call.tenant.store_id)
+    .bind(&e.call.request_id)
+    .bind(e.call.tenant.source)
+    .bind(&e.call.ip)
+    .bind(&e.call.user_agent)
+    .bind(sqlx::types::Json(&e.diff))
+    .execute(conn)
+    .await?;
+    Ok(())
+}

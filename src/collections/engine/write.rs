@@ -1,0 +1,663 @@
+//! Writing documents: create, update and delete (single and bulk) inside one transaction each,
+//! with validation, hooks, child tables, constraint mapping and the audit row.
+
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::auth::principal::Principal;
+use crate::collections::access::{authorize, may_write_in_tenant, Action, Decision};
+use crate::collections::decl::{ChildKind, CollectionDecl, Default, Field, Kind};
+use crate::collections::engine::audit::{self, AuditEntry};
+use crate::collections::engine::params::FindParams;
+use crate::collections::engine::query::{push_cond, Compiler, Cond};
+use crate::collections::engine::read::{self, ReadEnv};
+use crate::collections::engine::validate::{self, WriteVal, INVALID_SELECTION, UNIQUE};
+use crate::collections::hooks::ChangeCtx;
+use crate::crypto::FieldCipher;
+use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::CallContext;
+
+/// What a write needs besides the connection.
+pub struct WriteEnv<'a> {
+    pub read: ReadEnv<'a>,
+    pub call: &'a CallContext,
+    pub cipher: &'a FieldCipher,
+}
+
+/// Creates a document; returns it as read back (honouring depth/select).
+pub async fn create(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    body: Map<String, Value>,
+    params: &FindParams,
+) -> Result<Value, ApiError> {
+    let decision = authorize(env.read.principal, Action::Create, decl, env.read.tenant);
+    if decision.is_denied() {
+        return Err(ApiError::Forbidden);
+    }
+    let mut data = validate::incoming(decl, &body);
+    apply_defaults(decl, env, &mut data, true);
+    if let Some(hook) = decl.hooks.before_change {
+        hook(&mut ChangeCtx {
+            action: Action::Create,
+            original: None,
+            data: &mut data,
+        });
+    }
+    let (values, mut errors) = validate::check(decl, &data, &data);
+    check_tenant(decl, env, &values, Action::Create, &mut errors);
+    check_relations(conn, env, decl, &values, &mut errors).await?;
+    if !errors.is_empty() {
+        return Err(ApiError::validation(decl.slug, None, errors));
+    }
+    let id = Uuid::now_v7();
+    let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO ");
+    qb.push(decl.table).push(" (id");
+    let columns: Vec<&(&'static Field, WriteVal)> =
+        values.iter().filter(|(f, _)| !f.column.is_empty()).collect();
+    for (f, _) in &columns {
+        qb.push(", ").push(f.column);
+    }
+    qb.push(") VALUES (").push_bind(id);
+    for (f, v) in &columns {
+        qb.push(", ");
+        push_value(&mut qb, f, v, env.cipher)?;
+    }
+    qb.push(")");
+    qb.build()
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| map_db_error(decl, None, e))?;
+    let tenant_of_row = tenant_value(decl, &values, Some(id));
+    write_children(conn, decl, id, tenant_of_row, &values)
+        .await
+        .map_err(|e| map_db_error(decl, None, e))?;
+
+    let after = read_flat(conn, decl, id).await?;
+    audit::record(
+        conn,
+        &AuditEntry::change(
+            env.call,
+            "create",
+            decl,
+            &id.to_string(),
+            None,
+            Some(&after),
+            tenant_of_row,
+        ),
+    )
+    .await?;
+    read_back(conn, env, decl, id, params).await
+}
+
+/// The update or delete target, checked against the caller's access.
+async fn load_target(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    id: Uuid,
+    action: Action,
+) -> Result<Map<String, Value>, ApiError> {
+    let decision = authorize(env.read.principal, action, decl, env.read.tenant);
+    let filter = match &decision {
+        Decision::Deny => return Err(ApiError::Forbidden),
+        Decision::All => Cond::True,
+        Decision::Filter(f) => Compiler::new(env.read.registry, false).row_filter(decl, "t0", f),
+    };
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT (");
+    push_cond(&mut qb, &filter);
+    qb.push(") FROM ")
+        .push(decl.table)
+        .push(" t0 WHERE t0.id = ")
+        .push_bind(id)
+        .push(" FOR UPDATE");
+    let allowed: Option<Option<bool>> = qb.build_query_scalar().fetch_optional(&mut *conn).await?;
+    match (allowed, &decision) {
+        (Some(Some(true)), _) => read_flat(conn, decl, id).await,
+        // Outside a where-shaped access result, or missing while one applies: 403 (Payload).
+        (_, Decision::Filter(_)) => Err(ApiError::Forbidden),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// Updates one document by id.
+pub async fn update_by_id(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    id: &str,
+    body: Map<String, Value>,
+    params: &FindParams,
+) -> Result<Value, ApiError> {
+    let Ok(id) = Uuid::parse_str(id) else {
+        return Err(ApiError::NotFound);
+    };
+    let before = load_target(conn, env, decl, id, Action::Update).await?;
+    let mut patch = validate::incoming(decl, &body);
+    apply_defaults(decl, env, &mut patch, false);
+    let mut merged = before.clone();
+    for (k, v) in &patch {
+        merged.insert(k.clone(), v.clone());
+    }
+    if let Some(hook) = decl.hooks.before_change {
+        let snapshot = merged.clone();
+        hook(&mut ChangeCtx {
+            action: Action::Update,
+            original: Some(&before),
+            data: &mut merged,
+        });
+        // Fields the hook derived become part of the patch.
+        for (k, v) in &merged {
+            if snapshot.get(k) != Some(v) {
+                patch.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let (values, mut errors) = validate::check(decl, &patch, &merged);
+    check_tenant(decl, env, &values, Action::Update, &mut errors);
+    check_relations(conn, env, decl, &values, &mut errors).await?;
+    if !errors.is_empty() {
+        return Err(ApiError::validation(decl.slug, Some(id.to_string()), errors));
+    }
+    let columns: Vec<&(&'static Field, WriteVal)> =
+        values.iter().filter(|(f, _)| !f.column.is_empty()).collect();
+    if !columns.is_empty() {
+        let mut qb = QueryBuilder::<Postgres>::new("UPDATE ");
+        qb.push(decl.table).push(" SET ");
+        for (i, (f, v)) in columns.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            qb.push(f.column).push(" = ");
+            push_value(&mut qb, f, v, env.cipher)?;
+        }
+        qb.push(" WHERE id = ").push_bind(id);
+        qb.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| map_db_error(decl, Some(id), e))?;
+    }
+    let tenant = tenant_value(decl, &values, Some(id)).or_else(|| uuid_of(before.get("tenant")));
+    write_children(conn, decl, id, tenant, &values)
+        .await
+        .map_err(|e| map_db_error(decl, Some(id), e))?;
+    let after = read_flat(conn, decl, id).await?;
+    audit::record(
+        conn,
+        &AuditEntry::change(
+            env.call,
+            "update",
+            decl,
+            &id.to_string(),
+            Some(&before),
+            Some(&after),
+            tenant,
+        ),
+    )
+    .await?;
+    read_back(conn, env, decl, id, params).await
+}
+
+/// Deletes one document by id; returns it as it was.
+pub async fn delete_by_id(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    id: &str,
+    params: &FindParams,
+) -> Result<Value, ApiError> {
+    let Ok(id) = Uuid::parse_str(id) else {
+        return Err(ApiError::NotFound);
+    };
+    let before = load_target(conn, env, decl, id, Action::Delete).await?;
+    let doc = read_back(conn, env, decl, id, params).await?;
+    sqlx::query(&format!("DELETE FROM {} WHERE id = $1", decl.table))
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| map_db_error(decl, Some(id), e))?;
+    let tenant = if decl.slug == "tenants" {
+        Some(id)
+    } else {
+        uuid_of(before.get("tenant"))
+    };
+    audit::record(
+        conn,
+        &AuditEntry::change(
+            env.call,
+            "delete",
+            decl,
+            &id.to_string(),
+            Some(&before),
+            None,
+            tenant,
+        ),
+    )
+    .await?;
+    Ok(doc)
+}
+
+/// Ids a bulk operation applies to: `where` ∧ the caller's access for `action`.
+pub async fn bulk_targets(
+    conn: &mut PgConnection,
+    env: &ReadEnv<'_>,
+    decl: &'static CollectionDecl,
+    action: Action,
+    where_: &Value,
+    limit: i64,
+) -> Result<Vec<Uuid>, ApiError> {
+    let mut compiler = Compiler::new(env.registry, matches!(env.principal, Principal::Anonymous));
+    let access = read::access_cond(&mut compiler, env, decl, "t0", action)?;
+    let filter = compiler.compile(decl, "t0", where_)?;
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT t0.id FROM ");
+    qb.push(decl.table).push(" t0 WHERE ");
+    push_cond(&mut qb, &Cond::And(vec![access, filter]));
+    qb.push(" ORDER BY t0.created_at DESC, t0.id DESC");
+    if limit > 0 {
+        qb.push(" LIMIT ").push_bind(limit);
+    }
+    Ok(qb.build_query_scalar().fetch_all(conn).await?)
+}
+
+fn uuid_of(v: Option<&Value>) -> Option<Uuid> {
+    v.and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// Defaults on create; caller-stamped fields on every write.
+fn apply_defaults(decl: &CollectionDecl, env: &WriteEnv<'_>, data: &mut Map<String, Value>, creating: bool) {
+    for field in decl.fields {
+        let Some(default) = field.default else { continue };
+        if creating && data.contains_key(field.name) && field.writable() {
+            continue;
+        }
+        let value = match default {
+            Default::CallerAlways => env.read.principal.user_id().map(|u| Value::String(u.to_string())),
+            _ if !creating => None,
+            Default::Str(s) => Some(Value::String(s.into())),
+            Default::Int(i) => Some(Value::from(i)),
+            Default::Bool(b) => Some(Value::Bool(b)),
+            Default::ContextTenant => default_tenant(decl, env).map(|t| Value::String(t.to_string())),
+            Default::ContextStore => env.read.tenant.store_id.map(|s| Value::String(s.to_string())),
+            Default::Caller => env.read.principal.user_id().map(|u| Value::String(u.to_string())),
+        };
+        if let Some(v) = value {
+            data.insert(field.name.to_string(), v);
+        }
+    }
+}
+
+/// The tenant a new row belongs to when the body names none: the resolved tenant, else the
+/// caller's only tenant where it may create.
+fn default_tenant(decl: &CollectionDecl, env: &WriteEnv<'_>) -> Option<Uuid> {
+    if let Some(t) = env.read.tenant.tenant_id.filter(|t| !t.is_nil()) {
+        return Some(t);
+    }
+    let mut candidates = env.read.principal.tenants_with(&[]);
+    candidates.retain(|t| may_write_in_tenant(env.read.principal, decl, Action::Create, *t));
+    (candidates.len() == 1).then(|| candidates[0])
+}
+
+/// A tenant the caller may not write in is an invalid selection (Payload's multi-tenant rule).
+fn check_tenant(
+    decl: &CollectionDecl,
+    env: &WriteEnv<'_>,
+    values: &[(&'static Field, WriteVal)],
+    action: Action,
+    errors: &mut Vec<FieldError>,
+) {
+    if !matches!(decl.tenant_column(), Some("tenant_id")) {
+        return;
+    }
+    for (f, v) in values {
+        if f.name != "tenant" {
+            continue;
+        }
+        let ok = match v {
+            WriteVal::Uuid(t) => may_write_in_tenant(env.read.principal, decl, action, *t),
+            // A platform-wide row (NULL tenant) is a super admin's decision.
+            WriteVal::Null => env.read.principal.is_super_admin(),
+            _ => true,
+        };
+        if !ok {
+            errors.push(FieldError::new("tenant", None, INVALID_SELECTION));
+        }
+    }
+}
+
+/// Referenced documents must exist and be readable by the caller: one query per target.
+async fn check_relations(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    values: &[(&'static Field, WriteVal)],
+    errors: &mut Vec<FieldError>,
+) -> Result<(), ApiError> {
+    let mut by_target: Vec<(&'static str, Vec<(&'static Field, Uuid)>)> = Vec::new();
+    for (f, v) in values {
+        let (Some(target), WriteVal::Uuid(id)) = (f.kind.relation_target(), v) else {
+            continue;
+        };
+        match by_target.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, list)) => list.push((f, *id)),
+            None => by_target.push((target, vec![(f, *id)])),
+        }
+    }
+    for (slug, refs) in by_target {
+        let Some(target) = env.read.registry.get(slug) else {
+            continue;
+        };
+        let mut compiler = Compiler::new(env.read.registry, false);
+        let access =
+            read::access_cond(&mut compiler, &env.read, target, "t0", Action::Read).unwrap_or(Cond::False);
+        let ids: Vec<Uuid> = refs.iter().map(|(_, id)| *id).collect();
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT t0.id FROM ");
+        qb.push(target.table)
+            .push(" t0 WHERE t0.id = ANY(")
+            .push_bind(ids)
+            .push(") AND ");
+        push_cond(&mut qb, &access);
+        let found: Vec<Uuid> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        for (f, id) in refs {
+            if !found.contains(&id) {
+                // The tenant field keeps Payload's label-less error.
+                let label = if f.name == "tenant" { None } else { Some(f.label) };
+                if !errors.iter().any(|e| e.path == f.name) {
+                    errors.push(FieldError::new(f.name, label, INVALID_SELECTION));
+                }
+            }
+        }
+    }
+    let _ = decl;
+    Ok(())
+}
+
+/// Binds one value with the SQL its column type needs.
+fn push_value(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    field: &Field,
+    v: &WriteVal,
+    cipher: &FieldCipher,
+) -> Result<(), ApiError> {
+    match v {
+        WriteVal::Null => match field.kind {
+            Kind::Json | Kind::RichText => {
+                qb.push("NULL::jsonb");
+            }
+            _ => {
+                qb.push("NULL");
+            }
+        },
+        WriteVal::Text(s) => {
+            qb.push_bind(s.clone());
+        }
+        WriteVal::Int(i) => {
+            qb.push_bind(*i);
+        }
+        WriteVal::Num(n) => {
+            qb.push_bind(*n);
+        }
+        WriteVal::Bool(b) => {
+            qb.push_bind(*b);
+        }
+        WriteVal::Ts(t) => {
+            qb.push_bind(*t);
+        }
+        WriteVal::Uuid(u) => {
+            qb.push_bind(*u);
+        }
+        WriteVal::Json(j) => {
+            qb.push_bind(sqlx::types::Json(j.clone()));
+        }
+        WriteVal::Point(lng, lat) => {
+            qb.push("ST_SetSRID(ST_MakePoint(")
+                .push_bind(*lng)
+                .push(", ")
+                .push_bind(*lat)
+                .push("), 4326)::geography");
+        }
+        WriteVal::Vector(text) => {
+            qb.push_bind(text.clone()).push("::vector");
+        }
+        WriteVal::List(items) => {
+            qb.push_bind(items.clone());
+        }
+        WriteVal::Secret(plain) => {
+            qb.push_bind(cipher.encrypt(plain));
+        }
+        WriteVal::Password(plain) => {
+            qb.push_bind(crate::auth::password::hash(plain)?);
+        }
+        WriteVal::Rows(_) => {
+            qb.push("NULL");
+        }
+    }
+    Ok(())
+}
+
+fn tenant_value(
+    decl: &CollectionDecl,
+    values: &[(&'static Field, WriteVal)],
+    id: Option<Uuid>,
+) -> Option<Uuid> {
+    if decl.slug == "tenants" {
+        return id;
+    }
+    values.iter().find_map(|(f, v)| match (f.name, v) {
+        ("tenant", WriteVal::Uuid(t)) => Some(*t),
+        _ => None,
+    })
+}
+
+/// Replaces the child-table rows of the array fields present in the write.
+async fn write_children(
+    conn: &mut PgConnection,
+    decl: &CollectionDecl,
+    owner: Uuid,
+    tenant: Option<Uuid>,
+    values: &[(&'static Field, WriteVal)],
+) -> Result<(), sqlx::Error> {
+    for (f, v) in values {
+        let (Kind::Child(child), WriteVal::Rows(rows)) = (f.kind, v) else {
+            continue;
+        };
+        let mut del = QueryBuilder::<Postgres>::new("DELETE FROM ");
+        del.push(child.table)
+            .push(" WHERE ")
+            .push(child.owner_column)
+            .push(" = ")
+            .push_bind(owner);
+        for (c, val) in child.fixed {
+            del.push(format!(" AND {c} = ")).push_bind(val.to_string());
+        }
+        if child.store_null {
+            del.push(" AND store_id IS NULL");
+        }
+        del.build().execute(&mut *conn).await?;
+        for (pos, row) in rows.iter().enumerate() {
+            let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO ");
+            qb.push(child.table)
+                .push(" (id, ")
+                .push(child.owner_column)
+                .push(", position");
+            // Domains carry the tenant too (the composite FK needs it).
+            let needs_tenant = child.table == "domains" && child.owner_column == "store_id";
+            if needs_tenant {
+                qb.push(", tenant_id");
+            }
+            for (c, _) in child.fixed {
+                qb.push(", ").push(*c);
+            }
+            for (wire, column, _) in child.columns {
+                if row.contains_key(*wire) {
+                    qb.push(", ").push(*column);
+                }
+            }
+            let row_id = row
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .unwrap_or_else(Uuid::now_v7);
+            qb.push(") VALUES (")
+                .push_bind(row_id)
+                .push(", ")
+                .push_bind(owner)
+                .push(", ")
+                .push_bind(pos as i32);
+            if needs_tenant {
+                qb.push(", ").push_bind(tenant);
+            }
+            for (_, val) in child.fixed {
+                qb.push(", ").push_bind(val.to_string());
+            }
+            for (wire, _, kind) in child.columns {
+                let Some(val) = row.get(*wire) else { continue };
+                qb.push(", ");
+                match kind {
+                    ChildKind::Text | ChildKind::Select(_) => {
+                        qb.push_bind(val.as_str().map(str::to_string));
+                    }
+                    ChildKind::Bool => {
+                        qb.push_bind(val.as_bool().unwrap_or(false));
+                    }
+                    ChildKind::Date => {
+                        qb.push_bind(
+                            val.as_str()
+                                .and_then(crate::collections::engine::query::parse_date),
+                        );
+                    }
+                    ChildKind::Relation(_) => {
+                        qb.push_bind(val.as_str().and_then(|s| Uuid::parse_str(s).ok()));
+                    }
+                    ChildKind::List(_) => {
+                        let items: Vec<String> = val
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                            .unwrap_or_default();
+                        qb.push_bind(items);
+                    }
+                }
+            }
+            qb.push(")");
+            qb.build().execute(&mut *conn).await?;
+        }
+    }
+    let _ = decl;
+    Ok(())
+}
+
+/// The stored document with every column, at depth 0 (for hooks, merges and audit diffs).
+async fn read_flat(
+    conn: &mut PgConnection,
+    decl: &'static CollectionDecl,
+    id: Uuid,
+) -> Result<Map<String, Value>, ApiError> {
+    read::flat_by_id(conn, decl, id).await?.ok_or(ApiError::NotFound)
+}
+
+async fn read_back(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    id: Uuid,
+    params: &FindParams,
+) -> Result<Value, ApiError> {
+    // The writer may have moved the document outside its read scope (e.g. unpublished it):
+    // the response still shows what was written.
+    match read::find_by_id(
+        conn,
+        &env.read,
+        decl,
+        &id.to_string(),
+        params.depth,
+        params.select.as_ref(),
+        params.populate.as_ref(),
+    )
+    .await
+    {
+        Err(ApiError::NotFound) | Err(ApiError::Forbidden) => {
+            let flat = read_flat(conn, decl, id).await?;
+            Ok(Value::Object(flat))
+        }
+        other => other,
+    }
+}
+
+/// Database constraint errors as field errors (the one place the mapping lives).
+pub fn map_db_error(decl: &CollectionDecl, id: Option<Uuid>, e: sqlx::Error) -> ApiError {
+    let sqlx::Error::Database(db) = &e else {
+        return ApiError::Internal(e.into());
+    };
+    let constraint = db.constraint().unwrap_or("").to_string();
+    let field_for_column = |column: &str| {
+        decl.fields
+            .iter()
+            .find(|f| !f.column.is_empty() && f.column == column)
+    };
+    let error = match db.code().as_deref() {
+        Some("23505") => {
+            let path = decl
+                .unique
+                .iter()
+                .find(|(c, _)| *c == constraint)
+                .map(|(_, p)| *p)
+                .unwrap_or("id");
+            let label = decl.field(path).map(|f| f.label);
+            FieldError::new(path, label, UNIQUE)
+        }
+        Some("23503") => {
+            // Restrict on delete: the document is still referenced.
+            if let Some(table) = db.table().filter(|t| *t != decl.table) {
+                FieldError::new(
+                    "id",
+                    None,
+                    format!(
+                        "This document is still referenced by {} and cannot be deleted.",
+                        table.replace('_', "-")
+                    ),
+                )
+            } else {
+                let column = constraint
+                    .strip_prefix(&format!("{}_", decl.table))
+                    .and_then(|c| c.strip_suffix("_fkey"))
+                    .unwrap_or("");
+                match decl
+                    .fields
+                    .iter()
+                    .find(|f| !f.column.is_empty() && column.starts_with(f.column))
+                {
+                    Some(f) => FieldError::new(f.name, Some(f.label), INVALID_SELECTION),
+                    None => FieldError::new("id", None, INVALID_SELECTION),
+                }
+            }
+        }
+        Some("23502") => {
+            // NOT NULL: a required value nobody supplied (e.g. no slug could be derived).
+            let column = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|p| p.column())
+                .unwrap_or("");
+            match field_for_column(column) {
+                Some(f) => FieldError::new(f.name, Some(f.label), validate::REQUIRED),
+                None => FieldError::new("id", None, "This document is not valid."),
+            }
+        }
+        Some("23514") => {
+            let column = constraint
+                .strip_prefix(&format!("{}_", decl.table))
+                .unwrap_or(&constraint);
+            let field = decl
+                .fields
+                .iter()
+                .filter(|f| !f.column.is_empty() && column.starts_with(f.column))
+                .max_by_key(|f| f.column.len());
+            match field {
+                Some(f) => FieldError::new(f.name, Some(f.label), "This value is not valid for this field."),
+                None => FieldError::new("id", None, "This document is not valid."),
+            }
+        }
+        _ => return ApiError::Internal(e.into()),
+    };
+    ApiError::validation(decl.slug, id.map(|i| i.to_string()), vec![error])
+}

@@ -1,0 +1,482 @@
+//! Writing over REST: create/update/delete with Payload's envelopes, validation that lists every
+//! field, unique violations named by field, tenant rules, bulk partial failures, the audit log.
+
+mod common;
+
+use common::{json, sample, TestApp, FASHIONISTA, RIYADH_EATS};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&app.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn create_update_delete_round_trip_with_audit() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let body = json!({"tenant": FASHIONISTA, "title": "Summer Sale 2026", "status": "published",
+        "layout": [{"blockType": "hero", "title": "Hot deals"}], "seo": {"title": "Sale"}});
+    let (status, created) = json(
+        app.send(Method::POST, "/api/pages?depth=0", Some(&admin), Some(body))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["message"], "Page successfully created.");
+    let doc = &created["doc"];
+    assert_eq!(doc["slug"], "summer-sale-2026", "slug derived from the title");
+    assert!(doc["publishedAt"].is_string(), "publishedAt set on publish");
+    assert_eq!(doc["seo"]["title"], "Sale", "groups nest on the wire");
+    assert_eq!(doc["layout"][0]["id"].as_str().unwrap().len(), 24);
+    assert_eq!(doc["createdAt"], doc["updatedAt"]);
+    assert!(doc["createdBy"].is_string());
+    let id = doc["id"].as_str().unwrap().to_string();
+
+    let (_, populated) = json(
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&admin),
+            Some(json!({"tenant": FASHIONISTA, "title": "Populated"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        populated["doc"]["tenant"]["handle"], "fashionista-sa",
+        "create without depth populates"
+    );
+
+    let (status, updated) = json(
+        app.send(
+            Method::PATCH,
+            &format!("/api/pages/{id}?depth=0"),
+            Some(&admin),
+            Some(json!({"title": "Winter Sale", "id": "ignored"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["message"], "Updated successfully.");
+    assert_eq!(updated["doc"]["title"], "Winter Sale");
+    assert_eq!(updated["doc"]["slug"], "summer-sale-2026", "slug kept once set");
+    assert_eq!(updated["doc"]["id"], id.as_str());
+
+    let diff: Value = sqlx::query_scalar(
+        "SELECT diff_summary FROM audit_logs WHERE collection = 'pages' AND doc_id = $1 AND action = 'update'",
+    )
+    .bind(&id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        diff["title"],
+        json!({"before": "Summer Sale 2026", "after": "Winter Sale"})
+    );
+    assert!(diff.get("slug").is_none(), "only changed fields are in the diff");
+
+    let (status, deleted) = json(
+        app.send(Method::DELETE, &format!("/api/pages/{id}"), Some(&admin), None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(deleted["message"], "Deleted successfully.");
+    assert_eq!(deleted["doc"]["title"], "Winter Sale");
+    let (status, body) = json(app.get_as(&format!("/api/pages/{id}"), &admin).await).await;
+    assert_eq!((status, body), (404, sample("not-found-after-delete.json")));
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_logs WHERE doc_id = $1 ORDER BY created_at")
+            .bind(&id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(actions, vec!["create", "update", "delete"]);
+}
+
+#[tokio::test]
+async fn validation_lists_every_field_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (status, _) = json(
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&admin),
+            Some(json!({"tenant": FASHIONISTA, "title": "Dup", "slug": "dup-slug"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let pages_before = count(&app, "SELECT count(*) FROM pages").await;
+    let audit_before = count(&app, "SELECT count(*) FROM audit_logs WHERE collection = 'pages'").await;
+
+    let (status, body) = json(
+        app.send(Method::POST, "/api/pages", Some(&admin), Some(json!({})))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let expected = sample("validation-error-missing-title-and-tenant.json");
+    assert_eq!(body["errors"][0]["message"], expected["errors"][0]["message"]);
+    assert_eq!(body["errors"][0]["data"], expected["errors"][0]["data"]);
+    assert_eq!(body["errors"][0]["name"], "ValidationError");
+
+    let (status, body) = json(
+        app.send(Method::POST, "/api/pages", Some(&admin),
+            Some(json!({"tenant": FASHIONISTA, "title": "x".repeat(201), "status": "archived", "publishAt": "soon", "slug": "Bad Slug"}))).await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let paths: Vec<&str> = body["errors"][0]["data"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, vec!["title", "slug", "status", "publishAt"]);
+
+    // Unique violation is reported on its field.
+    let (status, body) = json(
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&admin),
+            Some(json!({"tenant": FASHIONISTA, "title": "Other", "slug": "dup-slug"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"][0]["data"]["errors"],
+        json!([{"label": "Slug", "message": "Value must be unique", "path": "slug"}])
+    );
+    assert_eq!(
+        body["errors"][0]["message"],
+        "The following field is invalid: Slug"
+    );
+
+    let (status, body) = json(
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&admin),
+            Some(json!({"tenant": "00000000-0000-4000-8000-00000000dead", "title": "Ghost"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errors"][0]["data"]["errors"][0]["path"], "tenant");
+
+    let res = app
+        .client
+        .post(app.url("/api/pages"))
+        .header("Authorization", format!("JWT {admin}"))
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(res).await;
+    assert_eq!((status, body), (400, sample("bad-json.json")));
+
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM pages").await,
+        pages_before,
+        "nothing half-written"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM audit_logs WHERE collection = 'pages'").await,
+        audit_before
+    );
+}
+
+#[tokio::test]
+async fn tenant_members_write_only_inside_their_tenant() {
+    let app = TestApp::spawn().await;
+    let editor = app
+        .member("editor@fashionista.sa", FASHIONISTA, &["content_editor"])
+        .await;
+
+    let (status, body) = json(
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&editor),
+            Some(json!({"title": "Own page"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "the only tenant is the default: {body}");
+    assert_eq!(body["doc"]["tenant"]["id"], FASHIONISTA);
+
+    let (status, body) = json(
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&editor),
+            Some(json!({"tenant": RIYADH_EATS, "title": "Elsewhere"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        sample("tenant-user-create-other-tenant.json").pipe(|mut s| {
+            s["errors"][0]["name"] = json!("ValidationError");
+            s
+        })
+    );
+
+    let other_page: String =
+        sqlx::query_scalar("SELECT id::text FROM pages WHERE tenant_id = $1::uuid LIMIT 1")
+            .bind(RIYADH_EATS)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let (status, body) = json(
+        app.send(
+            Method::PATCH,
+            &format!("/api/pages/{other_page}"),
+            Some(&editor),
+            Some(json!({"title": "Hijack"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (403, sample("tenant-user-update-other-tenant.json"))
+    );
+    let (status, _) = json(app.get_as(&format!("/api/pages/{other_page}"), &editor).await).await;
+    assert_eq!(status, 404, "reading another tenant's page by id");
+    let (status, body) = json(
+        app.get_as(
+            &format!("/api/pages?where[tenant][equals]={RIYADH_EATS}"),
+            &editor,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, body["totalDocs"].clone()), (200, json!(0)));
+
+    // content_editor cannot delete (tenant_admin only).
+    let own: String = sqlx::query_scalar("SELECT id::text FROM pages WHERE tenant_id = $1::uuid LIMIT 1")
+        .bind(FASHIONISTA)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let (status, _) = json(
+        app.send(Method::DELETE, &format!("/api/pages/{own}"), Some(&editor), None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let (status, body) = json(
+        app.send(Method::POST, "/api/pages", None, Some(json!({"title": "anon"})))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (403, sample("forbidden-create-unauthenticated.json"))
+    );
+}
+
+#[tokio::test]
+async fn bulk_update_reports_partial_failures_and_bulk_delete_needs_where() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    for t in ["Bulk A", "Bulk B"] {
+        let (s, _) = json(
+            app.send(
+                Method::POST,
+                "/api/pages",
+                Some(&admin),
+                Some(json!({"tenant": FASHIONISTA, "title": t})),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    // Both would get the same slug: the second violates uniqueness.
+    let (status, body) = json(
+        app.send(
+            Method::PATCH,
+            "/api/pages?where[title][like]=Bulk&depth=0",
+            Some(&admin),
+            Some(json!({"slug": "same-slug"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["docs"].as_array().unwrap().len(), 1);
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        body["errors"][0]["message"],
+        "The following field is invalid: Slug"
+    );
+    assert!(body["errors"][0]["id"].is_string());
+    assert_eq!(body["message"], "Unable to update 1 out of 2 Pages.");
+
+    let (status, body) = json(
+        app.send(
+            Method::PATCH,
+            "/api/pages?where[title][equals]=Bulk%20B",
+            Some(&admin),
+            Some(json!({"status": "published"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].clone()),
+        (200, json!("Updated 1 Page successfully."))
+    );
+    assert_eq!(body["errors"], json!([]));
+
+    let (status, body) = json(app.send(Method::DELETE, "/api/pages", Some(&admin), None).await).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"errors": [{"message": "Missing 'where' query of documents to delete."}]})
+        )
+    );
+    let (status, body) = json(
+        app.send(Method::PATCH, "/api/pages", Some(&admin), Some(json!({})))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"errors": [{"message": "Missing 'where' query of documents to update."}]})
+        )
+    );
+
+    let (status, body) = json(
+        app.send(
+            Method::DELETE,
+            "/api/pages?where[title][like]=Bulk",
+            Some(&admin),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].clone()),
+        (200, json!("Deleted 2 Pages successfully."))
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM audit_logs WHERE collection = 'pages' AND action = 'delete'"
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn logs_are_read_only_and_secrets_are_never_returned() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (status, _) = json(
+        app.send(
+            Method::POST,
+            "/api/audit-logs",
+            Some(&admin),
+            Some(json!({"action": "create", "collection": "x"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let audit_id: String = sqlx::query_scalar("SELECT id::text FROM audit_logs LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for m in [Method::PATCH, Method::DELETE] {
+        let (status, _) = json(
+            app.send(
+                m,
+                &format!("/api/audit-logs/{audit_id}"),
+                Some(&admin),
+                Some(json!({})),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 403);
+    }
+    let (status, _) = json(
+        app.send(
+            Method::POST,
+            "/api/webhook-logs",
+            None,
+            Some(json!({"requestId": "x"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 403, "no anonymous writes to webhook logs");
+
+    let (status, created) = json(
+        app.send(Method::POST, "/api/integration-endpoints", Some(&admin), Some(json!({
+            "tenant": FASHIONISTA, "name": "Medusa", "systemType": "medusa", "baseUrl": "https://medusa.example.sa",
+            "webhookSecret": "whsec_super_secret_value"}))).await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let text = created.to_string();
+    assert!(!text.contains("whsec_super_secret_value"));
+    assert_eq!(created["doc"]["hasWebhookSecret"], true);
+    assert_eq!(created["doc"]["hasAuthSecret"], false);
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT webhook_secret_enc FROM integration_endpoints WHERE name = 'Medusa'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&stored).contains("whsec"),
+        "stored encrypted"
+    );
+    let diff: Value =
+        sqlx::query_scalar("SELECT diff_summary FROM audit_logs WHERE collection = 'integration-endpoints'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        !diff.to_string().contains("whsec"),
+        "audit diff masks secrets: {diff}"
+    );
+
+    let (status, user) = json(app.send(Method::POST, "/api/users", Some(&admin), Some(json!({
+        "email": "New.Editor@Example.SA", "password": "a-strong-password-1", "externalAuthProvider": "local"}))).await).await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["doc"]["email"], "new.editor@example.sa");
+    assert!(user["doc"].get("password").is_none());
+    assert_eq!(user["doc"]["collection"], "users");
+    let token = app.login("new.editor@example.sa", "a-strong-password-1").await;
+    assert!(!token.is_empty());
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl Pipe for Value {}
