@@ -480,3 +480,91 @@ trait Pipe: Sized {
     }
 }
 impl Pipe for Value {}
+
+#[tokio::test]
+async fn publishing_product_content_enqueues_a_medusa_push_in_the_same_transaction() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let body = json!({"tenant": FASHIONISTA, "medusaProductId": "prod_01TEST", "title": "Linen Abaya", "editorialStatus": "draft"});
+    let (status, created) = json(
+        app.send(
+            Method::POST,
+            "/api/product-content?depth=0",
+            Some(&admin),
+            Some(body),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["doc"]["id"].as_str().unwrap().to_string();
+    let jobs = |app: &TestApp, id: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, String, Option<String>)>(
+                "SELECT job_type, status, target_id FROM sync_jobs WHERE source_collection = 'product-content' AND source_doc_id = $1",
+            )
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(jobs(&app, id.clone()).await.is_empty(), "drafts are not pushed");
+
+    let (status, _) = json(
+        app.send(
+            Method::PATCH,
+            &format!("/api/product-content/{id}"),
+            Some(&admin),
+            Some(json!({"editorialStatus": "published"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        jobs(&app, id.clone()).await,
+        vec![(
+            "payload_to_medusa".into(),
+            "queued".into(),
+            Some("prod_01TEST".into())
+        )]
+    );
+    let sync_status: String =
+        sqlx::query_scalar("SELECT sync_status FROM product_content WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(sync_status, "pending");
+
+    // A second edit while the job is queued coalesces into it.
+    let (status, _) = json(
+        app.send(
+            Method::PATCH,
+            &format!("/api/product-content/{id}"),
+            Some(&admin),
+            Some(json!({"title": "Linen Abaya (Sand)"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(jobs(&app, id.clone()).await.len(), 1);
+
+    // A failing write enqueues nothing: the unique violation rolls the whole transaction back.
+    let dup = json!({"tenant": FASHIONISTA, "medusaProductId": "prod_01TEST", "title": "Dup", "editorialStatus": "published"});
+    let (status, body) = json(
+        app.send(Method::POST, "/api/product-content", Some(&admin), Some(dup))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errors"][0]["data"]["errors"][0]["path"], "medusaProductId");
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_jobs")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+}

@@ -1,27 +1,65 @@
-//! Per-collection hooks: small functions the engine calls at fixed points of a write.
+//! Per-collection hooks: small functions the engine calls at fixed points, named in the
+//! declaration. Write hooks run inside the write's transaction, so what they write commits or
+//! rolls back with the change (the transactional outbox of sync jobs hangs here).
 //!
-//! `before_change` runs on the merged document (wire names → JSON values) before validation
-//! and inside the write's transaction, so it can derive fields (a slug from the title,
-//! `publishedAt` when a page is first published).
+//! - `before_change`: on the merged document before validation (derive fields);
+//! - `after_change`: after a create/update, with the connection of the transaction;
+//! - `after_delete`: after a delete, same transaction;
+//! - `after_read`: on every document read (computed fields such as media URLs).
 
+use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::collections::access::Action;
+use crate::http::error::ApiError;
 
 /// What a `before_change` hook sees.
 pub struct ChangeCtx<'a> {
     pub action: Action,
     /// The stored document before the change (updates only).
     pub original: Option<&'a Map<String, Value>>,
-    /// The document as it will be written (wire names; groups nested).
+    /// The document as it will be written (declaration names, e.g. `seo.title`).
     pub data: &'a mut Map<String, Value>,
 }
 
+/// A committed-with-the-transaction change, for `after_change` and `after_delete`.
+pub struct ChangeEvent<'a> {
+    pub action: Action,
+    pub collection: &'static str,
+    pub id: Uuid,
+    pub tenant: Option<Uuid>,
+    pub before: Option<&'a Map<String, Value>>,
+    /// The stored document after the change (flat, depth 0); `None` after a delete.
+    pub after: Option<&'a Map<String, Value>>,
+}
+
+/// What an `after_read` hook may use.
+pub struct ReadCtx<'a> {
+    pub app_url: &'a str,
+}
+
 pub type BeforeChange = fn(&mut ChangeCtx<'_>);
+pub type AfterChange =
+    for<'a> fn(&'a mut PgConnection, &'a ChangeEvent<'a>) -> BoxFuture<'a, Result<(), ApiError>>;
+pub type AfterRead = fn(&mut Map<String, Value>, &ReadCtx<'_>);
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Hooks {
     pub before_change: Option<BeforeChange>,
+    pub after_change: Option<AfterChange>,
+    pub after_delete: Option<AfterChange>,
+    pub after_read: Option<AfterRead>,
+}
+
+impl Hooks {
+    pub const NONE: Hooks = Hooks {
+        before_change: None,
+        after_change: None,
+        after_delete: None,
+        after_read: None,
+    };
 }
 
 /// `slug` from `title` when none is given; `publishedAt` set the first time status is `published`.
@@ -71,6 +109,127 @@ pub fn slugify(text: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
+/// Media documents carry their file URL (computed, never stored).
+pub fn media_urls(doc: &mut Map<String, Value>, ctx: &ReadCtx<'_>) {
+    if let Some(name) = doc.get("filename").and_then(Value::as_str).map(str::to_string) {
+        let encoded = form_urlencoded::byte_serialize(name.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20");
+        doc.insert(
+            "url".into(),
+            Value::String(format!("{}/api/media/file/{encoded}", ctx.app_url)),
+        );
+    }
+}
+
+/// Queues a push to Medusa in the same transaction as the change (transactional outbox).
+/// Repeated edits while a job is still queued coalesce into that job.
+async fn enqueue_medusa_push(
+    conn: &mut PgConnection,
+    ev: &ChangeEvent<'_>,
+    target_id: Option<String>,
+) -> Result<(), ApiError> {
+    let Some(after) = ev.after else { return Ok(()) };
+    let updated_at = after.get("updatedAt").and_then(Value::as_str).unwrap_or("");
+    let key = format!("payload_to_medusa:{}:{}:{updated_at}", ev.collection, ev.id);
+    let store = after
+        .get("store")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok());
+    sqlx::query(
+        "INSERT INTO sync_jobs (job_type, tenant_id, store_id, source_collection, source_doc_id, target_system,
+                                target_id, payload, idempotency_key)
+         VALUES ('payload_to_medusa', $1, $2, $3, $4, 'medusa', $5, $6, $7)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(ev.tenant)
+    .bind(store)
+    .bind(ev.collection)
+    .bind(ev.id.to_string())
+    .bind(target_id)
+    .bind(sqlx::types::Json(after))
+    .bind(key)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Product content: publishing pushes the editorial content to Medusa and marks it pending.
+pub fn product_content_sync<'a>(
+    conn: &'a mut PgConnection,
+    ev: &'a ChangeEvent<'a>,
+) -> BoxFuture<'a, Result<(), ApiError>> {
+    Box::pin(async move {
+        let published = ev
+            .after
+            .and_then(|a| a.get("editorialStatus"))
+            .and_then(Value::as_str)
+            == Some("published");
+        if !published {
+            return Ok(());
+        }
+        sqlx::query("UPDATE product_content SET sync_status = 'pending' WHERE id = $1")
+            .bind(ev.id)
+            .execute(&mut *conn)
+            .await?;
+        let target = ev
+            .after
+            .and_then(|a| a.get("medusaProductId"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        enqueue_medusa_push(conn, ev, target).await
+    })
+}
+
+/// Pages (original behaviour): a change that leaves the page published is pushed to Medusa.
+pub fn published_page_sync<'a>(
+    conn: &'a mut PgConnection,
+    ev: &'a ChangeEvent<'a>,
+) -> BoxFuture<'a, Result<(), ApiError>> {
+    Box::pin(async move {
+        let published = ev.after.and_then(|a| a.get("status")).and_then(Value::as_str) == Some("published");
+        if published {
+            enqueue_medusa_push(conn, ev, None).await?;
+        }
+        Ok(())
+    })
+}
+
+/// Stores linked to a Medusa vendor are pushed to Medusa when they change (original behaviour).
+pub fn vendor_store_sync<'a>(
+    conn: &'a mut PgConnection,
+    ev: &'a ChangeEvent<'a>,
+) -> BoxFuture<'a, Result<(), ApiError>> {
+    Box::pin(async move {
+        let vendor = ev
+            .after
+            .and_then(|a| a.get("medusaVendorId"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if vendor.is_some() {
+            enqueue_medusa_push(conn, ev, vendor).await?;
+        }
+        Ok(())
+    })
+}
+
+/// Deleting a user revokes the API keys it owns.
+pub fn revoke_owned_keys<'a>(
+    conn: &'a mut PgConnection,
+    ev: &'a ChangeEvent<'a>,
+) -> BoxFuture<'a, Result<(), ApiError>> {
+    Box::pin(async move {
+        sqlx::query(
+            "UPDATE api_keys SET status = 'revoked', revoked_at = now()
+             WHERE owner_type = 'user' AND owner_ref = $1 AND status <> 'revoked'",
+        )
+        .bind(ev.id.to_string())
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +262,25 @@ mod tests {
             original: Some(&original),
             data: &mut again,
         });
-        // Already published before: the hook leaves the value the engine merges back.
-        assert!(again["publishedAt"].is_null());
+        assert!(
+            again["publishedAt"].is_null(),
+            "already published before: left alone"
+        );
+    }
+
+    #[test]
+    fn media_url_is_encoded() {
+        let mut doc = Map::new();
+        doc.insert("filename".into(), "summer sale.png".into());
+        media_urls(
+            &mut doc,
+            &ReadCtx {
+                app_url: "https://cms.example.sa",
+            },
+        );
+        assert_eq!(
+            doc["url"],
+            "https://cms.example.sa/api/media/file/summer%20sale.png"
+        );
     }
 }

@@ -53,7 +53,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::TenantRoles(ADMINS),
         delete: Rule::TenantRoles(ADMINS),
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks::NONE,
     unique: &[("api_keys_prefix_key", "prefix")],
     auth: false,
 };

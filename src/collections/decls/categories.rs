@@ -18,7 +18,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
     ],
     default_sort: "name",
     access: GEO_ACCESS,
-    hooks: Hooks { before_change: None },
+    hooks: Hooks::NONE,
     unique: &[("categories_scope_id_name_key", "name")],
     auth: false,
 };

@@ -20,7 +20,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
     ],
     default_sort: "name",
     access: GEO_ACCESS,
-    hooks: Hooks { before_change: None },
+    hooks: Hooks::NONE,
     unique: &[("countries_code_key", "code")],
     auth: false,
 };

@@ -65,7 +65,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::TenantRoles(ADMINS),
         delete: Rule::SuperAdmin,
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks::NONE,
     unique: &[(
         "integration_endpoints_tenant_id_store_id_system_type_key",
         "systemType",

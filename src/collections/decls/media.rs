@@ -33,7 +33,10 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::TenantRoles(EDITORS),
         delete: Rule::TenantRoles(EDITORS),
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks {
+        after_read: Some(hooks::media_urls),
+        ..Hooks::NONE
+    },
     unique: &[("media_tenant_id_filename_key", "filename")],
     auth: false,
 };

@@ -131,6 +131,8 @@ pub static DECL: CollectionDecl = CollectionDecl {
     },
     hooks: Hooks {
         before_change: Some(hooks::content_defaults),
+        after_change: Some(hooks::published_page_sync),
+        ..Hooks::NONE
     },
     unique: &[("pages_tenant_id_store_id_slug_key", "slug")],
     auth: false,

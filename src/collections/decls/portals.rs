@@ -67,7 +67,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::TenantRoles(ADMINS),
         delete: Rule::TenantRoles(ADMINS),
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks::NONE,
     unique: &[("portals_tenant_id_store_id_base_path_key", "basePath")],
     auth: false,
 };

@@ -49,6 +49,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
     },
     hooks: Hooks {
         before_change: Some(hooks::content_defaults),
+        ..Hooks::NONE
     },
     unique: &[("posts_tenant_id_store_id_slug_key", "slug")],
     auth: false,

@@ -144,7 +144,10 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::TenantRoles(&["tenant_admin", "content_editor", "vendor_owner"]),
         delete: Rule::TenantRoles(ADMINS),
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks {
+        after_change: Some(hooks::product_content_sync),
+        ..Hooks::NONE
+    },
     unique: &[(
         "product_content_tenant_id_medusa_product_id_key",
         "medusaProductId",

@@ -19,7 +19,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
     ],
     default_sort: "name",
     access: GEO_ACCESS,
-    hooks: Hooks { before_change: None },
+    hooks: Hooks::NONE,
     unique: &[("scopes_country_id_scope_type_name_key", "name")],
     auth: false,
 };

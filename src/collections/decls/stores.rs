@@ -100,7 +100,10 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::TenantRoles(&["tenant_admin", "store_manager"]),
         delete: Rule::TenantRoles(ADMINS),
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks {
+        after_change: Some(hooks::vendor_store_sync),
+        ..Hooks::NONE
+    },
     unique: &[
         ("stores_tenant_id_handle_key", "handle"),
         ("domains_kind_hostname_key", "subdomains"),

@@ -56,7 +56,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::Nobody,
         delete: Rule::SuperAdmin,
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks::NONE,
     unique: &[],
     auth: false,
 };

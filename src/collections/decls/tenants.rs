@@ -77,7 +77,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::TenantRoles(ADMINS),
         delete: Rule::SuperAdmin,
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks::NONE,
     unique: &[
         ("tenants_handle_key", "handle"),
         ("tenants_medusa_tenant_id_key", "medusaTenantId"),

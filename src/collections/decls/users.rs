@@ -71,7 +71,10 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::SelfOrTenantAdmin,
         delete: Rule::SuperAdmin,
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks {
+        after_delete: Some(hooks::revoke_owned_keys),
+        ..Hooks::NONE
+    },
     unique: &[
         ("users_email_key", "email"),
         (

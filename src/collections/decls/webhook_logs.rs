@@ -49,7 +49,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::Nobody,
         delete: Rule::Nobody,
     },
-    hooks: Hooks { before_change: None },
+    hooks: Hooks::NONE,
     unique: &[],
     auth: false,
 };

@@ -223,22 +223,16 @@ fn shape(decl: &CollectionDecl, flat: Map<String, Value>, env: &ReadEnv<'_>) -> 
             }
         }
     }
-    if decl.slug == "media" {
-        if let Some(name) = out.get("filename").and_then(Value::as_str).map(str::to_string) {
-            let url = format!("{}/api/media/file/{}", env.app_url, encode_uri_component(&name));
-            out.insert("url".into(), Value::String(url));
-        }
+    if let Some(hook) = decl.hooks.after_read {
+        hook(
+            &mut out,
+            &crate::collections::hooks::ReadCtx { app_url: env.app_url },
+        );
     }
     if decl.auth {
         out.insert("collection".into(), Value::String(decl.slug.into()));
     }
     out
-}
-
-fn encode_uri_component(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 /// The SQL ORDER BY for a `sort` list; unknown paths are ignored (Payload quirk) and logged.

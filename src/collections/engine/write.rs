@@ -13,7 +13,7 @@ use crate::collections::engine::params::FindParams;
 use crate::collections::engine::query::{push_cond, Compiler, Cond};
 use crate::collections::engine::read::{self, ReadEnv};
 use crate::collections::engine::validate::{self, WriteVal, INVALID_SELECTION, UNIQUE};
-use crate::collections::hooks::ChangeCtx;
+use crate::collections::hooks::{ChangeCtx, ChangeEvent};
 use crate::crypto::FieldCipher;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::CallContext;
@@ -76,6 +76,17 @@ pub async fn create(
         .map_err(|e| map_db_error(decl, None, e))?;
 
     let after = read_flat(conn, decl, id).await?;
+    if let Some(hook) = decl.hooks.after_change {
+        let event = ChangeEvent {
+            action: Action::Create,
+            collection: decl.slug,
+            id,
+            tenant: tenant_of_row,
+            before: None,
+            after: Some(&after),
+        };
+        hook(conn, &event).await?;
+    }
     audit::record(
         conn,
         &AuditEntry::change(
@@ -184,6 +195,17 @@ pub async fn update_by_id(
         .await
         .map_err(|e| map_db_error(decl, Some(id), e))?;
     let after = read_flat(conn, decl, id).await?;
+    if let Some(hook) = decl.hooks.after_change {
+        let event = ChangeEvent {
+            action: Action::Update,
+            collection: decl.slug,
+            id,
+            tenant,
+            before: Some(&before),
+            after: Some(&after),
+        };
+        hook(conn, &event).await?;
+    }
     audit::record(
         conn,
         &AuditEntry::change(
@@ -223,6 +245,17 @@ pub async fn delete_by_id(
     } else {
         uuid_of(before.get("tenant"))
     };
+    if let Some(hook) = decl.hooks.after_delete {
+        let event = ChangeEvent {
+            action: Action::Delete,
+            collection: decl.slug,
+            id,
+            tenant,
+            before: Some(&before),
+            after: None,
+        };
+        hook(conn, &event).await?;
+    }
     audit::record(
         conn,
         &AuditEntry::change(
