@@ -4,7 +4,8 @@
 #       also without the embedded PostgreSQL start (the `elapsed_ms` of the binary's
 #       "embedded postgres ready" log line, when found)
 #   (b) idle RSS of the cityos process (not its postgres children), ready + 2 s idle
-#   (c) HTTP load with wrk on three /api/pages queries: req/s, p50, p99, peak RSS
+#   (c) HTTP load with wrk: list, by-id, published list sorted at depth 1, list with a JWT,
+#       create — req/s, p50, p99, peak RSS
 # Prints a Markdown table and writes it to target/bench/results.md.
 #
 # Build first (`./run bench` does: deps with --bench, cargo build --release, this script).
@@ -229,20 +230,58 @@ if isinstance(docs, list) and docs and isinstance(docs[0], dict) and "id" in doc
 LIST_BODY="$(curl -s --max-time 10 "$BASE$LIST_PATH" || true)"
 PAGE_ID="$(printf '%s' "$LIST_BODY" | first_id)"
 if [ -n "$PAGE_ID" ]; then
-  BYID_PATH="/api/pages/${PAGE_ID}?depth=0"
+  BYID_PATH="/api/pages/${PAGE_ID}?depth=0&tenant=${TENANT}"
 else
   BYID_PATH=""
   log "no page id found in the response of GET $LIST_PATH: the by-id endpoint is skipped"
 fi
 
+# A super admin token (the demo seed's admin) for the authenticated runs.
+ADMIN_TOKEN="$(curl -s --max-time 10 -H 'Content-Type: application/json' \
+  -d "{\"email\":\"${SEED_ADMIN_EMAIL:-admin@cityos.local}\",\"password\":\"${SEED_ADMIN_PASSWORD:-cityos-admin}\"}" \
+  "$BASE/api/users/login" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("token",""))' 2>/dev/null || true)"
+[ -n "$ADMIN_TOKEN" ] || log "login failed: the authenticated runs will be skipped"
+# Creates go to another tenant, as drafts, so they do not change what the read runs measure.
+CREATE_TENANT="${BENCH_CREATE_TENANT:-bench-50}"
+TENANT_ID="$(curl -s --max-time 10 "$BASE/api/tenants?where%5Bhandle%5D%5Bequals%5D=${CREATE_TENANT}&depth=0&tenant=${CREATE_TENANT}" | first_id)"
+
+# wrk script for creates: unique titles (the slug is derived from them and unique per tenant).
+CREATE_LUA="$OUT_DIR/create.lua"
+cat >"$CREATE_LUA" <<LUA
+-- setup() runs in the main state and hands each thread its number as the global "thread_no".
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("thread_no", threads) end
+local counter = 0
+function init(args) math.randomseed(os.time() * 100 + (thread_no or 0)) end
+request = function()
+  counter = counter + 1
+  local body = string.format('{"tenant":"${TENANT_ID}","title":"Bench create %d %d %d","status":"draft"}',
+    thread_no or 0, counter, math.random(1, 1000000000))
+  return wrk.format("POST", "/api/pages?depth=0", {["Content-Type"] = "application/json",
+    ["Authorization"] = "JWT ${ADMIN_TOKEN}"}, body)
+end
+LUA
+
 ROWS=()
+# bench_endpoint NAME PATH [AUTH] [LUA]: AUTH=1 sends the admin JWT; LUA is a wrk script.
 bench_endpoint() {
-  local name="$1" path="$2" code out sampler_file rps p50 p99 reqs errs peak
+  local name="$1" path="$2" auth="${3:-0}" lua="${4:-}" code out sampler_file rps p50 p99 reqs errs peak
+  local -a hdr=() wrk_extra=()
+  if [ "$auth" = 1 ]; then
+    [ -n "$ADMIN_TOKEN" ] || { ROWS+=("| $name | \`$path\` | no token | skipped | - | - | - | - |"); return 0; }
+    hdr=(-H "Authorization: JWT $ADMIN_TOKEN")
+  fi
+  [ -n "$lua" ] && wrk_extra=(-s "$lua")
   if [ -z "$path" ]; then
     ROWS+=("| $name | \`/api/pages/<id>?depth=0\` | no id | - | - | - | - | - |")
     return 0
   fi
-  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$BASE$path" || true)"
+  if [ -n "$lua" ]; then
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${hdr[@]}" -H 'Content-Type: application/json' \
+      -d "{\"tenant\":\"$TENANT_ID\",\"title\":\"Bench probe $$\"}" "$BASE$path" || true)"
+  else
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${hdr[@]}" "$BASE$path" || true)"
+  fi
   case "$code" in
     2??) ;;
     *)
@@ -266,7 +305,8 @@ bench_endpoint() {
   ) &
   SAMPLER_PID=$!
   out="$OUT_DIR/wrk-$name.txt"
-  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$BASE$path" >"$out" 2>&1 || log "$name: wrk exited non-zero (see $out)"
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "${hdr[@]}" "${wrk_extra[@]}" "$BASE$path" >"$out" 2>&1 ||
+    log "$name: wrk exited non-zero (see $out)"
   kill "$SAMPLER_PID" 2>/dev/null || true
   wait "$SAMPLER_PID" 2>/dev/null || true
   SAMPLER_PID=""
@@ -285,6 +325,8 @@ bench_endpoint() {
 bench_endpoint list "$LIST_PATH"
 bench_endpoint by-id "$BYID_PATH"
 bench_endpoint published-sorted "$QUERY_PATH"
+bench_endpoint list-jwt "$LIST_PATH" 1
+bench_endpoint create "/api/pages?depth=0" 1 "$CREATE_LUA"
 
 stop_server
 

@@ -29,6 +29,7 @@ pub struct AppState {
     pub auth: Arc<AuthKeys>,
     pub cors: Arc<CorsPolicy>,
     pub cipher: Arc<crate::crypto::FieldCipher>,
+    pub tenants: Arc<crate::tenancy::cache::TenantDirectory>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -83,6 +84,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {addr} (PORT/HOST)"))?;
         let state = AppState::new(config, db.pool.clone());
+        state.tenants.spawn_invalidation(db.pool.clone());
         Ok(Application {
             listener,
             router: router(state),
@@ -125,6 +127,7 @@ impl AppState {
             config.secrets.payload_secret.expose(),
         ));
         AppState {
+            tenants: crate::tenancy::cache::TenantDirectory::new(),
             cipher,
             pool,
             registry: Arc::new(Registry::new()),

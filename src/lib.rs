@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod telemetry;
+pub mod tenancy;
 pub mod util;
 
 pub use app::{AppState, Application};

@@ -318,3 +318,50 @@ async fn cors_request_id_and_options() {
     let (status, body) = json(res).await;
     assert_eq!((status, body), (200, json!({})));
 }
+
+#[tokio::test]
+async fn the_tenant_cache_follows_changes_made_anywhere() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (_, before) = json(app.get("/api/tenants?tenant=riyadh-eats&depth=0").await).await;
+    assert_eq!(before["docs"][0]["handle"], "riyadh-eats");
+    // Renamed behind the server's back (another instance, or SQL): NOTIFY drops the cache.
+    sqlx::query("UPDATE tenants SET handle = 'riyadh-eats-2' WHERE handle = 'riyadh-eats'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, old) = json(app.get("/api/tenants?tenant=riyadh-eats&depth=0").await).await;
+        if old["totalDocs"] == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stale tenant served after the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, renamed) = json(app.get("/api/tenants?tenant=riyadh-eats-2&depth=0").await).await;
+    assert_eq!(renamed["totalDocs"], 1);
+    // Suspended tenants are refused on public surfaces.
+    let (status, _) = json(
+        app.send(
+            reqwest::Method::PATCH,
+            &format!("/api/tenants/{RIYADH_EATS}"),
+            Some(&admin),
+            Some(json!({"status": "suspended"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.get("/api/pages?tenant=riyadh-eats-2").await.status() != 403 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "suspended tenant still served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -59,6 +59,13 @@ impl AuthKeys {
     }
 }
 
+#[derive(Deserialize)]
+struct MembershipRow {
+    tenant_id: Uuid,
+    store_id: Option<Uuid>,
+    roles: Vec<String>,
+}
+
 /// The claims Payload puts in a local-login token.
 #[derive(Debug, Serialize, Deserialize, Clone)]
 pub struct Claims {
@@ -116,8 +123,12 @@ pub async fn load_user(
     id: Uuid,
     sid: Option<Uuid>,
 ) -> Result<Option<UserPrincipal>, ApiError> {
-    let row: Option<(String, Vec<String>)> = sqlx::query_as(
-        "SELECT u.email, u.global_roles FROM users u
+    // One round trip: the user, the live session check and the active memberships.
+    let row: Option<(String, Vec<String>, sqlx::types::Json<Vec<MembershipRow>>)> = sqlx::query_as(
+        "SELECT u.email, u.global_roles,
+                COALESCE((SELECT json_agg(json_build_object('tenant_id', m.tenant_id, 'store_id', m.store_id, 'roles', m.roles))
+                          FROM user_tenant_memberships m WHERE m.user_id = u.id AND m.status = 'active'), '[]'::json)
+         FROM users u
          WHERE u.id = $1 AND u.status = 'active'
            AND ($2::uuid IS NULL OR EXISTS (
                 SELECT 1 FROM user_sessions s
@@ -127,25 +138,19 @@ pub async fn load_user(
     .bind(sid)
     .fetch_optional(&state.pool)
     .await?;
-    let Some((email, global_roles)) = row else {
+    let Some((email, global_roles, sqlx::types::Json(memberships))) = row else {
         return Ok(None);
     };
-    let memberships: Vec<(Uuid, Option<Uuid>, Vec<String>)> = sqlx::query_as(
-        "SELECT tenant_id, store_id, roles FROM user_tenant_memberships WHERE user_id = $1 AND status = 'active'",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
     Ok(Some(UserPrincipal {
         id,
         email,
         global_roles,
         memberships: memberships
             .into_iter()
-            .map(|(tenant_id, store_id, roles)| Membership {
-                tenant_id,
-                store_id,
-                roles,
+            .map(|m| Membership {
+                tenant_id: m.tenant_id,
+                store_id: m.store_id,
+                roles: m.roles,
             })
             .collect(),
         session_id: sid,

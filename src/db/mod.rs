@@ -85,6 +85,8 @@ pub async fn pool_for(url: &str, max_connections: u32) -> anyhow::Result<PgPool>
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
+        // No ping per acquire: a broken connection fails its query and is replaced.
+        .test_before_acquire(false)
         .idle_timeout(Duration::from_secs(300))
         .connect_with(opts)
         .await?;

@@ -33,6 +33,13 @@ pub async fn bench(pool: &PgPool) -> anyhow::Result<()> {
         .execute(pool)
         .await
         .context("bench seed failed")?;
+    // Fresh statistics and visibility map, so the planner and index-only scans see the data.
+    for table in ["pages", "tenants", "domains"] {
+        sqlx::query(&format!("VACUUM ANALYZE {table}"))
+            .execute(pool)
+            .await
+            .context("vacuum after bench seed failed")?;
+    }
     Ok(())
 }
 

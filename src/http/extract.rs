@@ -102,11 +102,8 @@ async fn resolve_tenant(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     if let Some(handle) = from_query.or(from_header).filter(|h| !h.is_empty()) {
-        let row: Option<(Uuid, String)> = sqlx::query_as("SELECT id, status FROM tenants WHERE handle = $1")
-            .bind(&handle)
-            .fetch_optional(&state.pool)
-            .await?;
-        return match row {
+        let entry = state.tenants.by_handle(&state.pool, &handle).await?;
+        return match entry.map(|e| (e.id, e.status)) {
             Some((_, status)) if status == "suspended" && !principal.is_super_admin() => {
                 Err(ApiError::Forbidden)
             }

@@ -897,6 +897,12 @@ pub fn push_cond(qb: &mut QueryBuilder<'_, Postgres>, cond: &Cond) {
                 qb.push("FALSE");
                 return;
             }
+            // A single value as `=`, so the planner can also use index order.
+            if let [only] = vals.as_slice() {
+                qb.push(col.sql()).push(" = ");
+                push_val(qb, only);
+                return;
+            }
             qb.push(col.sql()).push(" = ANY(");
             push_list(qb, vals);
             qb.push(")");

@@ -236,7 +236,7 @@ fn shape(decl: &CollectionDecl, flat: Map<String, Value>, env: &ReadEnv<'_>) -> 
 }
 
 /// The SQL ORDER BY for a `sort` list; unknown paths are ignored (Payload quirk) and logged.
-fn push_order(qb: &mut QueryBuilder<'_, Postgres>, decl: &CollectionDecl, alias: &str, sort: &[String]) {
+fn order_by(decl: &CollectionDecl, alias: &str, sort: &[String]) -> String {
     let keys: Vec<String> = if sort.is_empty() {
         decl.default_sort.split(',').map(String::from).collect()
     } else {
@@ -273,7 +273,7 @@ fn push_order(qb: &mut QueryBuilder<'_, Postgres>, decl: &CollectionDecl, alias:
     }
     // A unique tie-breaker so pages never overlap or skip rows.
     parts.push(format!("{alias}.id {}", if last_desc { "DESC" } else { "ASC" }));
-    qb.push(" ORDER BY ").push(parts.join(", "));
+    format!(" ORDER BY {}", parts.join(", "))
 }
 
 /// The access condition of `action` for `decl`, or 403.
@@ -307,20 +307,30 @@ pub async fn find(
     let proj = Projection::from_select(params.select.as_ref());
     let paginate = params.pagination && params.limit > 0;
 
+    let cond = Cond::And(vec![access.clone(), filter.clone()]);
+    let order = order_by(decl, "t0", &params.sort);
     let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
     qb.push(doc_expr(decl, "t0", &proj, env.public_only()));
     if paginate {
-        // One statement for the page and the total; a page past the end counts separately.
-        qb.push(", count(*) OVER () AS total");
-    }
-    qb.push(" FROM ").push(decl.table).push(" t0 WHERE ");
-    push_cond(&mut qb, &Cond::And(vec![access.clone(), filter.clone()]));
-    push_order(&mut qb, decl, "t0", &params.sort);
-    if params.limit > 0 {
-        qb.push(" LIMIT ").push_bind(params.limit);
-        if paginate {
-            qb.push(" OFFSET ")
-                .push_bind((params.page - 1).saturating_mul(params.limit));
+        // One statement for the page and the total (a page past the end counts separately).
+        // The page's ids are chosen first, so documents are built for the page rows only.
+        qb.push(", p.total FROM (SELECT t0.id, count(*) OVER () AS total FROM ")
+            .push(decl.table)
+            .push(" t0 WHERE ");
+        push_cond(&mut qb, &cond);
+        qb.push(&order);
+        qb.push(" LIMIT ")
+            .push_bind(params.limit)
+            .push(" OFFSET ")
+            .push_bind((params.page - 1).saturating_mul(params.limit));
+        qb.push(") p JOIN ").push(decl.table).push(" t0 ON t0.id = p.id");
+        qb.push(&order);
+    } else {
+        qb.push(" FROM ").push(decl.table).push(" t0 WHERE ");
+        push_cond(&mut qb, &cond);
+        qb.push(&order);
+        if params.limit > 0 {
+            qb.push(" LIMIT ").push_bind(params.limit);
         }
     }
     let rows = qb.build().fetch_all(&mut *conn).await?;

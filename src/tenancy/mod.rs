@@ -1,0 +1,3 @@
+//! Tenant context: which tenant (and store) a request acts in.
+
+pub mod cache;
