@@ -568,3 +568,83 @@ async fn publishing_product_content_enqueues_a_medusa_push_in_the_same_transacti
         .unwrap();
     assert_eq!(total, 1);
 }
+
+#[tokio::test]
+async fn a_failing_audit_write_rolls_the_change_back() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    // Make every audit insert fail for pages (as a full disk or a broken trigger would).
+    sqlx::raw_sql(
+        "CREATE FUNCTION test_fail_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.collection = 'pages' THEN RAISE EXCEPTION 'audit unavailable'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER test_fail_audit BEFORE INSERT ON audit_logs FOR EACH ROW EXECUTE FUNCTION test_fail_audit();",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let before = count(&app, "SELECT count(*) FROM pages").await;
+    let (status, body) = json(
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&admin),
+            Some(json!({"tenant": FASHIONISTA, "title": "Unaudited"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (500, json!({"errors": [{"message": "Something went wrong."}]}))
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM pages").await,
+        before,
+        "the page was rolled back"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM pages WHERE title = 'Unaudited'").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn oversized_and_mistyped_bodies_are_clear_4xx() {
+    let app = TestApp::spawn_on(&common::fresh_database().await, &[("MAX_BODY_BYTES", "2048")]).await;
+    let admin = app.admin_token().await;
+    let big = json!({"tenant": FASHIONISTA, "title": "Big", "layout": [{"blockType": "richText", "content": {"text": "x".repeat(5000)}}]});
+    let (status, body) = json(
+        app.send(Method::POST, "/api/pages", Some(&admin), Some(big))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (413, json!({"errors": [{"message": "Request Entity Too Large"}]}))
+    );
+    let res = app
+        .client
+        .post(app.url("/api/pages"))
+        .header("Authorization", format!("JWT {admin}"))
+        .header("Content-Type", "text/plain")
+        .body("title=x")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(res).await;
+    assert_eq!(status, 415, "{body}");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("application/json"));
+    let (status, body) = json(
+        app.send(Method::POST, "/api/pages", Some(&admin), Some(json!([1, 2])))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (400, sample("bad-json.json")),
+        "a JSON body that is not an object"
+    );
+}

@@ -225,3 +225,26 @@ pub fn may_write_in_tenant(
         _ => false,
     }
 }
+
+/// A row filter as a Payload `where`, when it can be written as one (for `/api/access`).
+pub fn filter_as_where(decl: &CollectionDecl, f: &RowFilter) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let tenant_path = match decl.scope {
+        Scope::TenantSelf => "id",
+        Scope::Tenant | Scope::TenantOptional => "tenant",
+        _ => return None,
+    };
+    Some(match f {
+        RowFilter::TenantIn(ids) => json!({tenant_path: {"in": ids}}),
+        RowFilter::TenantNull => json!({tenant_path: {"exists": false}}),
+        RowFilter::SelfUser(id) => json!({"id": {"equals": id}}),
+        RowFilter::EditorialPublished => json!({"editorialStatus": {"equals": "published"}}),
+        RowFilter::And(items) => {
+            json!({"and": items.iter().map(|i| filter_as_where(decl, i)).collect::<Option<Vec<_>>>()?})
+        }
+        RowFilter::Or(items) => {
+            json!({"or": items.iter().map(|i| filter_as_where(decl, i)).collect::<Option<Vec<_>>>()?})
+        }
+        RowFilter::Nothing | RowFilter::Live | RowFilter::MemberOf(_) => return None,
+    })
+}

@@ -6,6 +6,7 @@ pub mod decl;
 pub mod decls;
 pub mod engine;
 pub mod hooks;
+pub mod openapi;
 pub mod routes;
 
 use std::collections::HashMap;

@@ -18,7 +18,9 @@ fn component_name(decl: &CollectionDecl) -> String {
         .split('-')
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -32,14 +34,19 @@ fn sub_schema(sub: &SubField) -> Value {
         SubKind::Text => json!({"type": ["string", "null"]}),
         SubKind::RichText => json!({"type": ["object", "null"]}),
         SubKind::Upload(_) => json!({"type": ["string", "null"], "format": "uuid"}),
-        SubKind::Select(options) => json!({"type": ["string", "null"], "enum": options.iter().map(|o| Value::from(*o)).chain([Value::Null]).collect::<Vec<_>>()}),
+        SubKind::Select(options) => {
+            json!({"type": ["string", "null"], "enum": options.iter().map(|o| Value::from(*o)).chain([Value::Null]).collect::<Vec<_>>()})
+        }
         SubKind::Rows(fields) => rows_schema(fields),
     }
 }
 
 fn rows_schema(fields: &[SubField]) -> Value {
     let mut props = Map::new();
-    props.insert("id".into(), json!({"type": "string", "pattern": "^[0-9a-f]{24}$"}));
+    props.insert(
+        "id".into(),
+        json!({"type": "string", "pattern": "^[0-9a-f]{24}$"}),
+    );
     for f in fields {
         props.insert(f.name.into(), sub_schema(f));
     }
@@ -73,7 +80,9 @@ fn field_schema(field: &Field) -> Value {
         Kind::RichText => json!({"type": "object"}),
         Kind::Point => json!({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
             "description": "[longitude, latitude]"}),
-        Kind::Vector => json!({"type": "array", "items": {"type": "number"}, "minItems": 768, "maxItems": 768}),
+        Kind::Vector => {
+            json!({"type": "array", "items": {"type": "number"}, "minItems": 768, "maxItems": 768})
+        }
         Kind::List { sub, options } => {
             let item = match options {
                 Some(o) => json!({"type": "string", "enum": o}),
@@ -107,7 +116,9 @@ fn field_schema(field: &Field) -> Value {
                     ChildKind::Bool => json!({"type": "boolean"}),
                     ChildKind::Date => json!({"type": ["string", "null"], "format": "date-time"}),
                     ChildKind::Relation(_) => json!({"type": ["string", "object", "null"]}),
-                    ChildKind::List(o) => json!({"type": "array", "items": {"type": "object", "properties": {"role": {"type": "string", "enum": o}}}}),
+                    ChildKind::List(o) => {
+                        json!({"type": "array", "items": {"type": "object", "properties": {"role": {"type": "string", "enum": o}}}})
+                    }
                 };
                 props.insert(wire.to_string(), s);
             }
@@ -126,7 +137,9 @@ fn target_component(slug: &str) -> String {
     slug.split('-')
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -153,7 +166,11 @@ fn doc_schema(decl: &CollectionDecl) -> Value {
     props.insert("id".into(), json!({"type": "string", "format": "uuid"}));
     for f in decl.fields {
         if matches!(f.kind, Kind::Secret) {
-            insert_path(&mut props, &crate::collections::engine::read::has_name(f.name), json!({"type": "boolean"}));
+            insert_path(
+                &mut props,
+                &crate::collections::engine::read::has_name(f.name),
+                json!({"type": "boolean"}),
+            );
             continue;
         }
         if !f.readable() {
@@ -161,8 +178,14 @@ fn doc_schema(decl: &CollectionDecl) -> Value {
         }
         insert_path(&mut props, f.name, field_schema(f));
     }
-    props.insert("updatedAt".into(), json!({"type": "string", "format": "date-time"}));
-    props.insert("createdAt".into(), json!({"type": "string", "format": "date-time"}));
+    props.insert(
+        "updatedAt".into(),
+        json!({"type": "string", "format": "date-time"}),
+    );
+    props.insert(
+        "createdAt".into(),
+        json!({"type": "string", "format": "date-time"}),
+    );
     if decl.auth {
         props.insert("collection".into(), json!({"const": decl.slug}));
     }
@@ -197,14 +220,42 @@ fn param(name: &str, description: &str, schema: Value) -> Value {
 
 fn find_params() -> Vec<Value> {
     vec![
-        param("where", "Filter (bracket form `where[field][op]=v` or one JSON string)", json!({"type": "string"})),
-        param("depth", "Relationship population depth (default 2, max 10)", json!({"type": "integer"})),
-        param("limit", "Page size (default 10; 0 = all)", json!({"type": "integer", "minimum": 0})),
+        param(
+            "where",
+            "Filter (bracket form `where[field][op]=v` or one JSON string)",
+            json!({"type": "string"}),
+        ),
+        param(
+            "depth",
+            "Relationship population depth (default 2, max 10)",
+            json!({"type": "integer"}),
+        ),
+        param(
+            "limit",
+            "Page size (default 10; 0 = all)",
+            json!({"type": "integer", "minimum": 0}),
+        ),
         param("page", "Page number", json!({"type": "integer", "minimum": 0})),
-        param("pagination", "`false` skips counting", json!({"type": "string", "enum": ["true", "false"]})),
-        param("sort", "Comma list of paths, `-` for descending", json!({"type": "string"})),
-        param("select", "Projection (`select[field]=true|false`)", json!({"type": "string"})),
-        param("tenant", "Tenant handle (tenant context)", json!({"type": "string"})),
+        param(
+            "pagination",
+            "`false` skips counting",
+            json!({"type": "string", "enum": ["true", "false"]}),
+        ),
+        param(
+            "sort",
+            "Comma list of paths, `-` for descending",
+            json!({"type": "string"}),
+        ),
+        param(
+            "select",
+            "Projection (`select[field]=true|false`)",
+            json!({"type": "string"}),
+        ),
+        param(
+            "tenant",
+            "Tenant handle (tenant context)",
+            json!({"type": "string"}),
+        ),
     ]
 }
 
@@ -219,12 +270,22 @@ fn errors() -> Map<String, Value> {
         ("403", "Not allowed"),
         ("404", "Not found"),
     ] {
-        m.insert(code.into(), json_response(desc, json!({"$ref": "#/components/schemas/Errors"})));
+        m.insert(
+            code.into(),
+            json_response(desc, json!({"$ref": "#/components/schemas/Errors"})),
+        );
     }
     m
 }
 
-fn op(id: &str, summary: &str, tag: &str, params: Vec<Value>, body: Option<Value>, ok: (&str, Value)) -> Value {
+fn op(
+    id: &str,
+    summary: &str,
+    tag: &str,
+    params: Vec<Value>,
+    body: Option<Value>,
+    ok: (&str, Value),
+) -> Value {
     let mut responses = errors();
     responses.insert(ok.0.into(), json_response("Success", ok.1));
     let mut o = json!({"operationId": id, "summary": summary, "tags": [tag], "parameters": params, "responses": responses});
@@ -356,12 +417,30 @@ mod tests {
     fn every_collection_has_its_routes_and_schemas() {
         let doc = super::document(&crate::collections::Registry::new(), "http://localhost:3001");
         for d in crate::collections::Registry::new().all() {
-            assert!(doc["paths"][format!("/api/{}", d.slug)]["get"].is_object(), "{}", d.slug);
-            assert!(doc["paths"][format!("/api/{}/{{id}}", d.slug)]["patch"].is_object(), "{}", d.slug);
+            assert!(
+                doc["paths"][format!("/api/{}", d.slug)]["get"].is_object(),
+                "{}",
+                d.slug
+            );
+            assert!(
+                doc["paths"][format!("/api/{}/{{id}}", d.slug)]["patch"].is_object(),
+                "{}",
+                d.slug
+            );
         }
         let users = &doc["components"]["schemas"]["Users"]["properties"];
-        assert!(users.get("password").is_none(), "write-only fields are not in read schemas");
-        assert_eq!(doc["components"]["schemas"]["IntegrationEndpoints"]["properties"]["hasWebhookSecret"]["type"], "boolean");
-        assert_eq!(doc["components"]["schemas"]["Pages"]["properties"]["seo"]["properties"]["title"]["anyOf"][0]["type"], "string");
+        assert!(
+            users.get("password").is_none(),
+            "write-only fields are not in read schemas"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["IntegrationEndpoints"]["properties"]["hasWebhookSecret"]["type"],
+            "boolean"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["Pages"]["properties"]["seo"]["properties"]["title"]["anyOf"][0]
+                ["type"],
+            "string"
+        );
     }
 }

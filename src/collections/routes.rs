@@ -20,6 +20,8 @@ use crate::http::extract::{json_object, CallContext, QueryTree};
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/access", get(access))
+        .route("/openapi.json", get(crate::collections::openapi::handler))
         .route(
             "/{slug}",
             get(list).post(create).patch(bulk_update).delete(bulk_delete),
@@ -296,4 +298,38 @@ async fn bulk(
         )
             .into_response())
     }
+}
+
+/// `GET /api/access`: what the caller may do on each collection (the admin UI reads it).
+async fn access(State(state): State<AppState>, ctx: CallContext) -> Json<Value> {
+    use crate::collections::access::{authorize, filter_as_where, Decision};
+    let mut collections = Map::new();
+    for decl in state.registry.all() {
+        let mut entry = Map::new();
+        entry.insert("fields".into(), Value::Bool(true));
+        for action in [Action::Create, Action::Read, Action::Update, Action::Delete] {
+            let v = match authorize(&ctx.principal, action, decl, &ctx.tenant) {
+                Decision::Deny => Value::Bool(false),
+                Decision::All => Value::Bool(true),
+                Decision::Filter(f) => match filter_as_where(decl, &f) {
+                    Some(w) => json!({"permission": true, "where": w}),
+                    None => json!({"permission": true}),
+                },
+            };
+            entry.insert(action.as_str().into(), v);
+        }
+        collections.insert(decl.slug.into(), Value::Object(entry));
+    }
+    let can_access_admin = ctx.principal.is_super_admin()
+        || !ctx
+            .principal
+            .tenants_with(&[
+                "tenant_admin",
+                "store_manager",
+                "content_editor",
+                "vendor_owner",
+                "viewer",
+            ])
+            .is_empty();
+    Json(json!({"collections": collections, "canAccessAdmin": can_access_admin}))
 }
