@@ -29,3 +29,54 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// PostgreSQL's JSON form of a UTC timestamp (`2026-11-24T10:15:11.665123+00:00`) in Payload's
+/// form (`2026-11-24T10:15:11.665Z`, milliseconds truncated as JavaScript dates hold them).
+pub fn payload_timestamp(pg: &str) -> Option<String> {
+    let (main, offset) = match pg.len() {
+        n if n > 6 && (pg.ends_with("+00:00") || pg.ends_with("-00:00")) => (&pg[..n - 6], true),
+        n if n > 1 && pg.ends_with('Z') => (&pg[..n - 1], true),
+        _ => (pg, false),
+    };
+    if !offset || main.len() < 19 || main.as_bytes().get(10) != Some(&b'T') {
+        return None;
+    }
+    let (secs, frac) = match main.split_once('.') {
+        Some((s, f)) => (s, f),
+        None => (main, ""),
+    };
+    if secs.len() != 19 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut ms: String = frac.chars().take(3).collect();
+    while ms.len() < 3 {
+        ms.push('0');
+    }
+    Some(format!("{secs}.{ms}Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn postgres_timestamps_become_payload_timestamps() {
+        use super::payload_timestamp as p;
+        assert_eq!(
+            p("2026-11-24T10:15:11.665123+00:00").as_deref(),
+            Some("2026-11-24T10:15:11.665Z")
+        );
+        assert_eq!(
+            p("2026-11-24T10:15:11+00:00").as_deref(),
+            Some("2026-11-24T10:15:11.000Z")
+        );
+        assert_eq!(
+            p("2026-11-24T10:15:11.5+00:00").as_deref(),
+            Some("2026-11-24T10:15:11.500Z")
+        );
+        assert_eq!(
+            p("2026-11-24T10:15:11.665Z").as_deref(),
+            Some("2026-11-24T10:15:11.665Z")
+        );
+        assert_eq!(p("2026-11-24T13:15:11.665+03:00"), None, "only UTC is converted");
+        assert_eq!(p("not a date"), None);
+    }
+}

@@ -30,6 +30,15 @@ async fn create_update_delete_round_trip_with_audit() {
     assert_eq!(doc["seo"]["title"], "Sale", "groups nest on the wire");
     assert_eq!(doc["layout"][0]["id"].as_str().unwrap().len(), 24);
     assert_eq!(doc["createdAt"], doc["updatedAt"]);
+    for key in ["createdAt", "updatedAt", "publishedAt"] {
+        let t = doc[key].as_str().unwrap();
+        let ok = t.len() == 24
+            && t.ends_with('Z')
+            && t.as_bytes()[10] == b'T'
+            && t.as_bytes()[19] == b'.'
+            && t[20..23].bytes().all(|b| b.is_ascii_digit());
+        assert!(ok, "{key} is not in Payload's timestamp form: {t}");
+    }
     assert!(doc["createdBy"].is_string());
     let id = doc["id"].as_str().unwrap().to_string();
 

@@ -79,6 +79,8 @@ pub async fn pool_for(url: &str, max_connections: u32) -> anyhow::Result<PgPool>
     let opts: PgConnectOptions = url.parse()?;
     let opts = opts
         .application_name("cityos")
+        // Timestamps are rendered in UTC by the documents' JSON projection.
+        .options([("timezone", "UTC")])
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     let pool = PgPoolOptions::new()

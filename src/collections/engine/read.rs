@@ -103,10 +103,10 @@ fn flatten_select(v: &Value, prefix: &str, out: &mut Vec<(String, bool)>) {
     }
 }
 
-const TS_FORMAT: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'"#;
-
+/// Timestamps leave PostgreSQL as its JSON form (ISO 8601 in the session's UTC zone, cheaper
+/// than `to_char`) and are put in Payload's millisecond form by `normalize_dates`.
 fn ts_expr(col: &str) -> String {
-    format!("to_char({col} AT TIME ZONE 'UTC', {TS_FORMAT})")
+    col.to_string()
 }
 
 /// The SQL expression producing a field's wire value.
@@ -341,7 +341,7 @@ pub async fn find(
     let mut docs = Vec::with_capacity(rows.len());
     for row in &rows {
         let text: String = row.try_get(0)?;
-        docs.push(parse_doc(&text)?);
+        docs.push(parse_doc(decl, &text)?);
     }
     if paginate && rows.is_empty() {
         total = count_where(conn, decl, &Cond::And(vec![access, filter])).await?;
@@ -406,7 +406,7 @@ pub async fn find_by_id(
     let Some(text) = text else {
         return Err(ApiError::NotFound);
     };
-    let doc = parse_doc(&text)?;
+    let doc = parse_doc(decl, &text)?;
     let mut docs = finish_docs(conn, env, decl, vec![doc], depth, populate).await?;
     Ok(docs.pop().unwrap_or(Value::Null))
 }
@@ -424,15 +424,59 @@ pub async fn flat_by_id(
         .push(" t0 WHERE t0.id = ")
         .push_bind(id);
     let text: Option<String> = qb.build_query_scalar().fetch_optional(conn).await?;
-    text.map(|t| parse_doc(&t)).transpose()
+    text.map(|t| parse_doc(decl, &t)).transpose()
 }
 
-fn parse_doc(text: &str) -> Result<Map<String, Value>, ApiError> {
+fn parse_doc(decl: &CollectionDecl, text: &str) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Object(mut m)) => {
+            normalize_dates(decl, &mut m);
+            Ok(m)
+        }
         _ => Err(ApiError::Internal(anyhow::anyhow!(
             "row projection did not produce an object"
         ))),
+    }
+}
+
+/// `2026-11-24T10:15:11.665123+00:00` → `2026-11-24T10:15:11.665Z` for every date of the document.
+fn normalize_dates(decl: &CollectionDecl, doc: &mut Map<String, Value>) {
+    let fix = |v: &mut Value| {
+        if let Some(t) = v.as_str().and_then(crate::util::payload_timestamp) {
+            *v = Value::String(t);
+        }
+    };
+    for key in ["createdAt", "updatedAt"] {
+        if let Some(v) = doc.get_mut(key) {
+            fix(v);
+        }
+    }
+    for field in decl.fields {
+        match field.kind {
+            Kind::Date => {
+                if let Some(v) = doc.get_mut(field.name) {
+                    fix(v);
+                }
+            }
+            Kind::Child(child) => {
+                let dates: Vec<&str> = child
+                    .columns
+                    .iter()
+                    .filter(|(_, _, k)| *k == ChildKind::Date)
+                    .map(|(w, _, _)| *w)
+                    .collect();
+                if let Some(Value::Array(rows)) = doc.get_mut(field.name) {
+                    for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+                        for d in &dates {
+                            if let Some(v) = row.get_mut(*d) {
+                                fix(v);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -511,7 +555,7 @@ fn populate_level<'a>(
                 let visible: Option<bool> = row.try_get(2)?;
                 if visible == Some(true) {
                     let text: String = row.try_get(1)?;
-                    visible_docs.push(parse_doc(&text)?);
+                    visible_docs.push(parse_doc(target, &text)?);
                     visible_ids.push(id);
                 } else {
                     // Readable ids stay ids (Payload quirk): no document, no null.
