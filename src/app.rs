@@ -30,6 +30,7 @@ pub struct AppState {
     pub cors: Arc<CorsPolicy>,
     pub cipher: Arc<crate::crypto::FieldCipher>,
     pub tenants: Arc<crate::tenancy::cache::TenantDirectory>,
+    pub key_usage: Arc<crate::auth::api_keys::UsageRecorder>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -85,6 +86,10 @@ impl Application {
             .with_context(|| format!("cannot listen on {addr} (PORT/HOST)"))?;
         let state = AppState::new(config, db.pool.clone());
         state.tenants.spawn_invalidation(db.pool.clone());
+        state.key_usage.spawn_flush(
+            db.pool.clone(),
+            Duration::from_secs(state.config.api_key_usage_flush_secs.max(1)),
+        );
         Ok(Application {
             listener,
             router: router(state),
@@ -128,6 +133,7 @@ impl AppState {
         ));
         AppState {
             tenants: crate::tenancy::cache::TenantDirectory::new(),
+            key_usage: crate::auth::api_keys::UsageRecorder::new(),
             cipher,
             pool,
             registry: Arc::new(Registry::new()),

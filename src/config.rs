@@ -138,6 +138,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub seed_admin_email: String,
     pub seed_admin_password: Secret,
+    /// How often API-key usage (`lastUsedAt`, `usageCount`) is written.
+    pub api_key_usage_flush_secs: u64,
     /// Seed demo data when the embedded database is created (first start).
     pub seed_on_first_start: bool,
 }
@@ -345,6 +347,7 @@ impl Config {
             .secret("SEED_ADMIN_PASSWORD")
             .unwrap_or_else(|| Secret::new("cityos-admin"));
         let seed_on_first_start = v.bool("CITYOS_SEED_DEMO", true);
+        let api_key_usage_flush_secs = v.parse("API_KEY_USAGE_FLUSH_SECONDS", 60u64, "a number of seconds");
         // Accepted for compatibility with the original `.env`; both extensions are always created.
         let _ = v.bool("POSTGRES_ENABLE_POSTGIS", true);
         let _ = v.bool("POSTGRES_ENABLE_PGVECTOR", true);
@@ -436,6 +439,7 @@ impl Config {
             seed_admin_email,
             seed_admin_password,
             seed_on_first_start,
+            api_key_usage_flush_secs,
         })
     }
 
@@ -534,6 +538,10 @@ impl Config {
             ("CORS_ORIGINS".into(), self.cors_origins.join(",")),
             ("SEED_ADMIN_EMAIL".into(), self.seed_admin_email.clone()),
             ("SEED_ADMIN_PASSWORD".into(), "[redacted]".into()),
+            (
+                "API_KEY_USAGE_FLUSH_SECONDS".into(),
+                self.api_key_usage_flush_secs.to_string(),
+            ),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Who is calling: local login (argon2id + Payload-compatible HS256 JWTs, revocable sessions)
 //! and the principal every access decision takes.
 
+pub mod api_keys;
 pub mod password;
 pub mod principal;
 pub mod routes;
@@ -97,8 +98,40 @@ pub fn presented_token(headers: &HeaderMap) -> Option<String> {
     cookie(headers, COOKIE_NAME)
 }
 
-/// Resolves the caller; a credential that fails verification means anonymous (Payload's rule).
+/// An API key presented as `Authorization: api-keys API-Key <key>` or `X-API-Key: <key>`.
+pub fn presented_api_key(headers: &HeaderMap) -> Option<String> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some((slug, key)) = auth.split_once(" API-Key ") {
+            if slug.trim() == "api-keys" || slug.trim() == "users" {
+                return Some(key.trim().to_string());
+            }
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| k.trim().to_string())
+}
+
+/// Resolves the caller. A local JWT that fails verification means anonymous (Payload's rule);
+/// an API key that fails is refused with 401, since no Payload client sends a stale one.
 pub async fn principal_from_headers(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    if let Some(key) = presented_api_key(headers) {
+        let salt = state.config.secrets.api_key_hash_salt.expose();
+        return match api_keys::authenticate(&state.pool, salt, &key).await? {
+            Ok(principal) => {
+                state.key_usage.record(principal.id);
+                Ok(Principal::ApiKey(principal))
+            }
+            Err(api_keys::KeyRefusal::Invalid) => Err(ApiError::Unauthorized("Invalid API key.".into())),
+            Err(api_keys::KeyRefusal::Revoked) => {
+                Err(ApiError::Unauthorized("This API key has been revoked.".into()))
+            }
+            Err(api_keys::KeyRefusal::Expired) => {
+                Err(ApiError::Unauthorized("This API key has expired.".into()))
+            }
+        };
+    }
     let Some(token) = presented_token(headers) else {
         return Ok(Principal::Anonymous);
     };

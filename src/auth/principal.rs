@@ -25,30 +25,66 @@ pub struct UserPrincipal {
     pub token: Option<(String, i64)>,
 }
 
+/// A caller authenticated by an API key: limited to its scopes and, when set, its tenant.
+#[derive(Debug, Clone)]
+pub struct ApiKeyPrincipal {
+    pub id: Uuid,
+    pub prefix: String,
+    /// The only tenant the key acts in; `None` for a platform key (created by a super admin).
+    pub tenant_id: Option<Uuid>,
+    pub scopes: Vec<String>,
+    /// The owning user when `ownerType = user`.
+    pub owner_user: Option<Uuid>,
+}
+
+impl ApiKeyPrincipal {
+    /// `read:pages`, `read:*`, … for the collection and action.
+    pub fn allows(&self, verb: &str, slug: &str) -> bool {
+        self.scopes.iter().any(|s| {
+            s.split_once(':')
+                .is_some_and(|(v, target)| v == verb && (target == "*" || target == slug))
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Principal {
     Anonymous,
     User(UserPrincipal),
+    ApiKey(ApiKeyPrincipal),
 }
 
 impl Principal {
     pub fn user(&self) -> Option<&UserPrincipal> {
         match self {
             Principal::User(u) => Some(u),
-            Principal::Anonymous => None,
+            _ => None,
+        }
+    }
+    pub fn api_key(&self) -> Option<&ApiKeyPrincipal> {
+        match self {
+            Principal::ApiKey(k) => Some(k),
+            _ => None,
         }
     }
     pub fn is_super_admin(&self) -> bool {
         self.user()
             .is_some_and(|u| u.global_roles.iter().any(|r| r == "super_admin"))
     }
+    /// The user acting (an API key acts for its owning user, if any).
     pub fn user_id(&self) -> Option<Uuid> {
-        self.user().map(|u| u.id)
+        match self {
+            Principal::User(u) => Some(u.id),
+            Principal::ApiKey(k) => k.owner_user,
+            Principal::Anonymous => None,
+        }
     }
     /// Tenants where the user holds any of `roles` (all active memberships when `roles` is empty).
     pub fn tenants_with(&self, roles: &[&str]) -> Vec<Uuid> {
-        let Some(u) = self.user() else {
-            return Vec::new();
+        let u = match self {
+            Principal::User(u) => u,
+            Principal::ApiKey(k) => return k.tenant_id.into_iter().collect(),
+            Principal::Anonymous => return Vec::new(),
         };
         let mut out: Vec<Uuid> = u
             .memberships
@@ -64,6 +100,7 @@ impl Principal {
     pub fn roles(&self) -> Vec<String> {
         match self {
             Principal::Anonymous => Vec::new(),
+            Principal::ApiKey(k) => k.scopes.clone(),
             Principal::User(u) => {
                 let mut r = u.global_roles.clone();
                 for m in &u.memberships {

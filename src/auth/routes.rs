@@ -186,6 +186,16 @@ async fn login(
 }
 
 async fn me(State(state): State<AppState>, ctx: CallContext) -> Result<Json<Value>, ApiError> {
+    if let Principal::ApiKey(k) = &ctx.principal {
+        let user = match k.owner_user {
+            Some(owner) => user_doc(&state, owner, "api-key").await?,
+            None => json!({"id": k.id, "prefix": k.prefix, "scopes": k.scopes, "tenant": k.tenant_id,
+                "collection": "api-keys", "_strategy": "api-key"}),
+        };
+        return Ok(Json(
+            json!({"user": user, "collection": user["collection"].clone(), "strategy": "api-key", "message": "Account"}),
+        ));
+    }
     let Principal::User(u) = &ctx.principal else {
         return Ok(Json(json!({"user": null, "message": "Account"})));
     };

@@ -125,6 +125,9 @@ pub fn authorize(
     if rule == Rule::Nobody {
         return Decision::Deny;
     }
+    if let Principal::ApiKey(key) = principal {
+        return authorize_key(key, action, decl);
+    }
     if principal.is_super_admin() {
         return match ctx.tenant_id {
             // A super admin who selected a tenant works inside it, for tenant data.
@@ -209,6 +212,29 @@ pub fn authorize(
     Decision::Filter(filter)
 }
 
+/// API keys: the scope decides the action; a tenant key sees only its tenant's rows, a platform
+/// key (no tenant) acts on every tenant. Global collections are writable by platform keys only.
+fn authorize_key(
+    key: &crate::auth::principal::ApiKeyPrincipal,
+    action: Action,
+    decl: &CollectionDecl,
+) -> Decision {
+    let verb = match action {
+        Action::Read => "read",
+        Action::Create | Action::Update => "write",
+        Action::Delete => "delete",
+    };
+    if !key.allows(verb, decl.slug) {
+        return Decision::Deny;
+    }
+    match (key.tenant_id, decl.tenant_column()) {
+        (None, _) => Decision::All,
+        (Some(t), Some(_)) => Decision::Filter(RowFilter::TenantIn(vec![t])),
+        (Some(_), None) if action == Action::Read && decl.scope == Scope::Global => Decision::All,
+        (Some(_), None) => Decision::Deny,
+    }
+}
+
 /// Whether a user holding tenant roles may create rows in `tenant` (the `tenant` field check).
 pub fn may_write_in_tenant(
     principal: &Principal,
@@ -218,6 +244,9 @@ pub fn may_write_in_tenant(
 ) -> bool {
     if principal.is_super_admin() {
         return true;
+    }
+    if let Principal::ApiKey(key) = principal {
+        return key.tenant_id.is_none_or(|t| t == tenant);
     }
     match decl.access.rule(action) {
         Rule::TenantRoles(roles) => principal.tenants_with(roles).contains(&tenant),

@@ -222,6 +222,11 @@ impl Field {
         self.visibility = Visibility::WriteOnly;
         self
     }
+    /// Stored but never on the wire (hashes, counters).
+    pub const fn hidden(mut self) -> Field {
+        self.visibility = Visibility::Hidden;
+        self
+    }
     pub const fn not_public(mut self) -> Field {
         self.visibility = Visibility::NotPublic;
         self

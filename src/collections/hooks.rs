@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::collections::access::Action;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, FieldError};
 
 /// What a `before_change` hook sees.
 pub struct ChangeCtx<'a> {
@@ -22,6 +22,10 @@ pub struct ChangeCtx<'a> {
     pub original: Option<&'a Map<String, Value>>,
     /// The document as it will be written (declaration names, e.g. `seo.title`).
     pub data: &'a mut Map<String, Value>,
+    /// Values the create/update response shows once and nothing stores (a new API key).
+    pub reveal: &'a mut Map<String, Value>,
+    /// `API_KEY_HASH_SALT`, for hooks that derive stored key hashes.
+    pub api_key_salt: &'a str,
 }
 
 /// A committed-with-the-transaction change, for `after_change` and `after_delete`.
@@ -40,7 +44,7 @@ pub struct ReadCtx<'a> {
     pub app_url: &'a str,
 }
 
-pub type BeforeChange = fn(&mut ChangeCtx<'_>);
+pub type BeforeChange = fn(&mut ChangeCtx<'_>) -> Result<(), FieldError>;
 pub type AfterChange =
     for<'a> fn(&'a mut PgConnection, &'a ChangeEvent<'a>) -> BoxFuture<'a, Result<(), ApiError>>;
 pub type AfterRead = fn(&mut Map<String, Value>, &ReadCtx<'_>);
@@ -63,7 +67,7 @@ impl Hooks {
 }
 
 /// `slug` from `title` when none is given; `publishedAt` set the first time status is `published`.
-pub fn content_defaults(ctx: &mut ChangeCtx<'_>) {
+pub fn content_defaults(ctx: &mut ChangeCtx<'_>) -> Result<(), FieldError> {
     let has_slug = ctx
         .data
         .get("slug")
@@ -88,6 +92,39 @@ pub fn content_defaults(ctx: &mut ChangeCtx<'_>) {
             Value::String(crate::util::format_timestamp(time::OffsetDateTime::now_utc())),
         );
     }
+    Ok(())
+}
+
+/// API keys: a new key is generated on create (its plaintext revealed once, its HMAC stored);
+/// revocation stamps `revokedAt` and is final.
+pub fn api_key_lifecycle(ctx: &mut ChangeCtx<'_>) -> Result<(), FieldError> {
+    let now = || Value::String(crate::util::format_timestamp(time::OffsetDateTime::now_utc()));
+    match ctx.action {
+        Action::Create => {
+            let key = crate::auth::api_keys::generate(ctx.api_key_salt);
+            ctx.data.insert("prefix".into(), Value::String(key.prefix));
+            ctx.data.insert("keyHash".into(), Value::String(key.hash_hex));
+            ctx.reveal.insert("key".into(), Value::String(key.plaintext));
+            if ctx.data.get("status").and_then(Value::as_str) == Some("revoked") {
+                ctx.data.insert("revokedAt".into(), now());
+            }
+        }
+        _ => {
+            let was = ctx.original.and_then(|o| o.get("status")).and_then(Value::as_str);
+            let is = ctx.data.get("status").and_then(Value::as_str);
+            if was == Some("revoked") && is != Some("revoked") {
+                return Err(FieldError::new(
+                    "status",
+                    Some("Status"),
+                    "A revoked key cannot be reactivated.",
+                ));
+            }
+            if was != Some("revoked") && is == Some("revoked") {
+                ctx.data.insert("revokedAt".into(), now());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Lower-case ASCII words joined by `-` (non-ASCII letters are dropped, as Payload's formatSlug does).
@@ -250,7 +287,10 @@ mod tests {
             action: Action::Create,
             original: None,
             data: &mut data,
-        });
+            reveal: &mut Map::new(),
+            api_key_salt: "",
+        })
+        .unwrap();
         assert_eq!(data["slug"], "a-title");
         assert!(data["publishedAt"].is_string());
 
@@ -261,7 +301,10 @@ mod tests {
             action: Action::Update,
             original: Some(&original),
             data: &mut again,
-        });
+            reveal: &mut Map::new(),
+            api_key_salt: "",
+        })
+        .unwrap();
         assert!(
             again["publishedAt"].is_null(),
             "already published before: left alone"

@@ -57,6 +57,7 @@ fn write_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> WriteEnv<'a> {
         read: env(state, ctx),
         call: ctx,
         cipher: &state.cipher,
+        api_key_salt: state.config.secrets.api_key_hash_salt.expose(),
     }
 }
 

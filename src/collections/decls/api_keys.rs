@@ -10,6 +10,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
     fields: &[
         name("name", "name", "Name").required(),
         text("prefix", "prefix", "Prefix").read_only(),
+        text("keyHash", "key_hash", "Key Hash").hidden(),
         select(
             "ownerType",
             "owner_type",
@@ -18,7 +19,9 @@ pub static DECL: CollectionDecl = CollectionDecl {
         )
         .required()
         .default(Default::Str("user")),
-        text("ownerRef", "owner_ref", "Owner").required(),
+        text("ownerRef", "owner_ref", "Owner")
+            .required()
+            .default(Default::Caller),
         list("scopes", "scopes", "Scopes", "scope", None).required(),
         rel("tenant", "tenant_id", "Tenant", "tenants").default(Default::ContextTenant),
         rel("store", "store_id", "Store", "stores"),
@@ -53,7 +56,10 @@ pub static DECL: CollectionDecl = CollectionDecl {
         update: Rule::TenantRoles(ADMINS),
         delete: Rule::TenantRoles(ADMINS),
     },
-    hooks: Hooks::NONE,
+    hooks: Hooks {
+        before_change: Some(hooks::api_key_lifecycle),
+        ..Hooks::NONE
+    },
     unique: &[("api_keys_prefix_key", "prefix")],
     auth: false,
 };

@@ -81,13 +81,13 @@ pub async fn record(conn: &mut PgConnection, e: &AuditEntry<'_>) -> Result<(), A
     let principal = &e.call.principal;
     let actor_type = match principal {
         Principal::Anonymous => "system",
-        Principal::User(u) if u.strategy == "api-key" => "api_key",
+        Principal::ApiKey(_) => "api_key",
         Principal::User(_) => "user",
     };
     sqlx::query(
         "INSERT INTO audit_logs (actor_type, actor_user_id, actor_roles, action, collection, doc_id, tenant_id,
-                                 store_id, request_id, context_source, ip, user_agent, diff_summary)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::inet, $12, $13)",
+                                 store_id, request_id, context_source, ip, user_agent, diff_summary, actor_api_key_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::inet, $12, $13, $14)",
     )
     .bind(actor_type)
     .bind(principal.user_id())
@@ -102,6 +102,7 @@ pub async fn record(conn: &mut PgConnection, e: &AuditEntry<'_>) -> Result<(), A
     .bind(&e.call.ip)
     .bind(&e.call.user_agent)
     .bind(sqlx::types::Json(&e.diff))
+    .bind(principal.api_key().map(|k| k.id))
     .execute(conn)
     .await?;
     Ok(())

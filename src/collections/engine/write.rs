@@ -6,7 +6,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::auth::principal::Principal;
-use crate::collections::access::{authorize, may_write_in_tenant, Action, Decision};
+use crate::collections::access::{authorize, may_write_in_tenant, Action, Decision, RowFilter};
 use crate::collections::decl::{ChildKind, CollectionDecl, Default, Field, Kind};
 use crate::collections::engine::audit::{self, AuditEntry};
 use crate::collections::engine::params::FindParams;
@@ -23,6 +23,7 @@ pub struct WriteEnv<'a> {
     pub read: ReadEnv<'a>,
     pub call: &'a CallContext,
     pub cipher: &'a FieldCipher,
+    pub api_key_salt: &'a str,
 }
 
 /// Creates a document; returns it as read back (honouring depth/select).
@@ -39,14 +40,20 @@ pub async fn create(
     }
     let mut data = validate::incoming(decl, &body);
     apply_defaults(decl, env, &mut data, true);
+    let mut reveal = Map::new();
+    let mut hook_error = None;
     if let Some(hook) = decl.hooks.before_change {
-        hook(&mut ChangeCtx {
+        hook_error = hook(&mut ChangeCtx {
             action: Action::Create,
             original: None,
             data: &mut data,
-        });
+            reveal: &mut reveal,
+            api_key_salt: env.api_key_salt,
+        })
+        .err();
     }
     let (values, mut errors) = validate::check(decl, &data, &data);
+    errors.extend(hook_error);
     check_tenant(decl, env, &values, Action::Create, &mut errors);
     check_relations(conn, env, decl, &values, &mut errors).await?;
     if !errors.is_empty() {
@@ -100,7 +107,11 @@ pub async fn create(
         ),
     )
     .await?;
-    read_back(conn, env, decl, id, params).await
+    let mut doc = read_back(conn, env, decl, id, params).await?;
+    if let Value::Object(d) = &mut doc {
+        d.extend(reveal);
+    }
+    Ok(doc)
 }
 
 /// The update or delete target, checked against the caller's access.
@@ -152,13 +163,18 @@ pub async fn update_by_id(
     for (k, v) in &patch {
         merged.insert(k.clone(), v.clone());
     }
+    let mut reveal = Map::new();
+    let mut hook_error = None;
     if let Some(hook) = decl.hooks.before_change {
         let snapshot = merged.clone();
-        hook(&mut ChangeCtx {
+        hook_error = hook(&mut ChangeCtx {
             action: Action::Update,
             original: Some(&before),
             data: &mut merged,
-        });
+            reveal: &mut reveal,
+            api_key_salt: env.api_key_salt,
+        })
+        .err();
         // Fields the hook derived become part of the patch.
         for (k, v) in &merged {
             if snapshot.get(k) != Some(v) {
@@ -167,6 +183,7 @@ pub async fn update_by_id(
         }
     }
     let (values, mut errors) = validate::check(decl, &patch, &merged);
+    errors.extend(hook_error);
     check_tenant(decl, env, &values, Action::Update, &mut errors);
     check_relations(conn, env, decl, &values, &mut errors).await?;
     if !errors.is_empty() {
@@ -219,7 +236,11 @@ pub async fn update_by_id(
         ),
     )
     .await?;
-    read_back(conn, env, decl, id, params).await
+    let mut doc = read_back(conn, env, decl, id, params).await?;
+    if let Value::Object(d) = &mut doc {
+        d.extend(reveal);
+    }
+    Ok(doc)
 }
 
 /// Deletes one document by id; returns it as it was.
@@ -382,8 +403,7 @@ async fn check_relations(
             continue;
         };
         let mut compiler = Compiler::new(env.read.registry, false);
-        let access =
-            read::access_cond(&mut compiler, &env.read, target, "t0", Action::Read).unwrap_or(Cond::False);
+        let access = tenant_visibility(&mut compiler, env, target);
         let ids: Vec<Uuid> = refs.iter().map(|(_, id)| *id).collect();
         let mut qb = QueryBuilder::<Postgres>::new("SELECT t0.id FROM ");
         qb.push(target.table)
@@ -404,6 +424,25 @@ async fn check_relations(
     }
     let _ = decl;
     Ok(())
+}
+
+/// Which rows of `target` a reference may point at: the caller's tenants (and public rows),
+/// whatever its read rules on the target collection (drafts, scopes) say. This is the row-level
+/// security view the spec validates references under.
+fn tenant_visibility(
+    compiler: &mut Compiler<'_>,
+    env: &WriteEnv<'_>,
+    target: &'static CollectionDecl,
+) -> Cond {
+    let principal = env.read.principal;
+    let platform_key = principal.api_key().is_some_and(|k| k.tenant_id.is_none());
+    if principal.is_super_admin() || platform_key || target.tenant_column().is_none() {
+        return Cond::True;
+    }
+    let mut tenants = principal.tenants_with(&[]);
+    tenants.extend(env.read.tenant.tenant_id.filter(|t| !t.is_nil()));
+    let filter = RowFilter::Or(vec![RowFilter::TenantIn(tenants), RowFilter::TenantNull]);
+    compiler.row_filter(target, "t0", &filter)
 }
 
 /// Binds one value with the SQL its column type needs.
