@@ -31,6 +31,8 @@ pub struct AppState {
     pub cipher: Arc<crate::crypto::FieldCipher>,
     pub tenants: Arc<crate::tenancy::cache::TenantDirectory>,
     pub key_usage: Arc<crate::auth::api_keys::UsageRecorder>,
+    pub keycloak: Option<Arc<crate::auth::keycloak::KeycloakVerifier>>,
+    pub role_map: Arc<crate::auth::keycloak::RoleMap>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -86,6 +88,11 @@ impl Application {
             .with_context(|| format!("cannot listen on {addr} (PORT/HOST)"))?;
         let state = AppState::new(config, db.pool.clone());
         state.tenants.spawn_invalidation(db.pool.clone());
+        if let Some(kc) = &state.keycloak {
+            kc.spawn_refresh(Duration::from_secs(
+                state.config.keycloak.jwks_refresh_secs.max(1),
+            ));
+        }
         state.key_usage.spawn_flush(
             db.pool.clone(),
             Duration::from_secs(state.config.api_key_usage_flush_secs.max(1)),
@@ -134,6 +141,12 @@ impl AppState {
         AppState {
             tenants: crate::tenancy::cache::TenantDirectory::new(),
             key_usage: crate::auth::api_keys::UsageRecorder::new(),
+            keycloak: crate::auth::keycloak::KeycloakVerifier::from_config(&config.keycloak),
+            // Validated in Config::from_vars.
+            role_map: Arc::new(
+                crate::auth::keycloak::RoleMap::parse(config.keycloak.role_map.as_deref())
+                    .unwrap_or_default(),
+            ),
             cipher,
             pool,
             registry: Arc::new(Registry::new()),

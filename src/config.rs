@@ -77,6 +77,10 @@ pub struct ServerSecrets {
 
 #[derive(Debug, Clone, Default)]
 pub struct KeycloakConfig {
+    /// `KEYCLOAK_ROLE_MAP`: extra `keycloak-role=cityos_role` pairs.
+    pub role_map: Option<String>,
+    /// `KEYCLOAK_JWKS_REFRESH_SECONDS`: background refresh period of the key set.
+    pub jwks_refresh_secs: u64,
     pub issuer_url: Option<String>,
     pub jwks_url: Option<String>,
     pub client_id: Option<String>,
@@ -293,7 +297,13 @@ impl Config {
             }
         };
 
+        let role_map = v.get("KEYCLOAK_ROLE_MAP");
+        if let Err(e) = crate::auth::keycloak::RoleMap::parse(role_map.as_deref()) {
+            v.errors.push(format!("KEYCLOAK_ROLE_MAP: {e}"));
+        }
         let keycloak = KeycloakConfig {
+            role_map,
+            jwks_refresh_secs: v.parse("KEYCLOAK_JWKS_REFRESH_SECONDS", 600, "a number of seconds"),
             issuer_url: v.url("KEYCLOAK_ISSUER_URL"),
             jwks_url: v.url("KEYCLOAK_JWKS_URL"),
             client_id: v.get("KEYCLOAK_CLIENT_ID"),
@@ -484,6 +494,11 @@ impl Config {
             ("KEYCLOAK_JWKS_URL".into(), opt(&self.keycloak.jwks_url)),
             ("KEYCLOAK_CLIENT_ID".into(), opt(&self.keycloak.client_id)),
             ("KEYCLOAK_AUDIENCE".into(), opt(&self.keycloak.audience)),
+            ("KEYCLOAK_ROLE_MAP".into(), opt(&self.keycloak.role_map)),
+            (
+                "KEYCLOAK_JWKS_REFRESH_SECONDS".into(),
+                self.keycloak.jwks_refresh_secs.to_string(),
+            ),
             (
                 "AUTH_JWT_CLOCK_TOLERANCE_SECONDS".into(),
                 self.keycloak.clock_tolerance_secs.to_string(),

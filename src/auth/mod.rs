@@ -2,6 +2,7 @@
 //! and the principal every access decision takes.
 
 pub mod api_keys;
+pub mod keycloak;
 pub mod password;
 pub mod principal;
 pub mod routes;
@@ -135,6 +136,12 @@ pub async fn principal_from_headers(state: &AppState, headers: &HeaderMap) -> Re
     let Some(token) = presented_token(headers) else {
         return Ok(Principal::Anonymous);
     };
+    if let Some(kc) = &state.keycloak {
+        // Only a token naming our issuer goes to Keycloak verification (never a URL from the token).
+        if kc.claims_issuer(&token) {
+            return keycloak_principal(state, kc, &token).await.map(Principal::User);
+        }
+    }
     let Some(claims) = state.auth.verify(&token) else {
         return Ok(Principal::Anonymous);
     };
@@ -190,4 +197,163 @@ pub async fn load_user(
         strategy: "local-jwt",
         token: None,
     }))
+}
+
+/// A Keycloak token → the same principal as a local login: the user row is created on first
+/// sight (just in time) and kept in step with the token's profile; roles come from the token
+/// (mapped), memberships from the database merged with the token's tenant claim.
+async fn keycloak_principal(
+    state: &AppState,
+    kc: &keycloak::KeycloakVerifier,
+    token: &str,
+) -> Result<UserPrincipal, ApiError> {
+    let claims = kc.verify(token).await.map_err(|e| match e {
+        keycloak::TokenError::Invalid(m) => ApiError::InvalidToken(m),
+        keycloak::TokenError::KeysUnavailable => ApiError::Unavailable(
+            "The identity provider's signing keys are unavailable; try again shortly.".into(),
+        ),
+    })?;
+    let id = jit_user(state, &claims).await?;
+    let Some(mut user) = load_user(state, id, None).await? else {
+        return Err(ApiError::InvalidToken("This account is disabled.".into()));
+    };
+    let (global, membership_roles) = state
+        .role_map
+        .roles_of(&claims, state.config.keycloak.client_id.as_deref());
+    for r in global {
+        if !user.global_roles.contains(&r) {
+            user.global_roles.push(r);
+        }
+    }
+    for tenant in token_tenants(state, &claims, &membership_roles).await? {
+        match user
+            .memberships
+            .iter_mut()
+            .find(|m| m.tenant_id == tenant.0 && m.store_id.is_none())
+        {
+            Some(m) => {
+                for r in tenant.1 {
+                    if !m.roles.contains(&r) {
+                        m.roles.push(r);
+                    }
+                }
+            }
+            None => user.memberships.push(Membership {
+                tenant_id: tenant.0,
+                store_id: None,
+                roles: tenant.1,
+            }),
+        }
+    }
+    user.strategy = "keycloak";
+    user.token = Some((token.to_string(), claims.exp));
+    Ok(user)
+}
+
+/// Memberships a token grants: the membership roles apply to the `tenant_id` claim's tenant (an
+/// id or a handle); groups `/tenants/<handle>/<role>` grant single roles.
+async fn token_tenants(
+    state: &AppState,
+    claims: &keycloak::KeycloakClaims,
+    roles: &[String],
+) -> Result<Vec<(Uuid, Vec<String>)>, ApiError> {
+    let mut out: Vec<(Uuid, Vec<String>)> = Vec::new();
+    let resolve = |handle_or_id: String| async move {
+        if let Ok(id) = Uuid::parse_str(&handle_or_id) {
+            return Ok::<_, ApiError>(Some(id));
+        }
+        Ok(state
+            .tenants
+            .by_handle(&state.pool, &handle_or_id)
+            .await?
+            .map(|t| t.id))
+    };
+    if let (Some(t), false) = (&claims.tenant_id, roles.is_empty()) {
+        if let Some(id) = resolve(t.clone()).await? {
+            out.push((id, roles.to_vec()));
+        }
+    }
+    for group in claims.groups.iter().flatten() {
+        let parts: Vec<&str> = group.trim_start_matches('/').split('/').collect();
+        if let ["tenants", handle, role] = parts.as_slice() {
+            let Some(role) = state.role_map.map(role) else {
+                continue;
+            };
+            if keycloak::GLOBAL_ROLES.contains(&role) {
+                continue;
+            }
+            if let Some(id) = resolve(handle.to_string()).await? {
+                match out.iter_mut().find(|(t, _)| *t == id) {
+                    Some((_, rs)) if !rs.iter().any(|r| r == role) => rs.push(role.to_string()),
+                    Some(_) => {}
+                    None => out.push((id, vec![role.to_string()])),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The user row of a Keycloak subject, created on first sight. Concurrent first requests
+/// race on the unique (provider, subject) and all get the one row; later tokens update a
+/// changed email or name, and an unchanged profile costs no write.
+async fn jit_user(state: &AppState, claims: &keycloak::KeycloakClaims) -> Result<Uuid, ApiError> {
+    let email = claims
+        .email
+        .clone()
+        .map(|e| e.trim().to_lowercase())
+        .unwrap_or_else(|| format!("{}@keycloak.invalid", claims.sub.to_lowercase()));
+    let name = claims.display_name();
+    let existing: Option<(Uuid, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, email, name FROM users WHERE external_auth_provider = 'keycloak' AND external_user_id = $1",
+    )
+    .bind(&claims.sub)
+    .fetch_optional(&state.pool)
+    .await?;
+    let result = match existing {
+        Some((id, e, n)) if e == email && n == name => return Ok(id),
+        Some((id, _, _)) => {
+            sqlx::query_scalar("UPDATE users SET email = $2, name = $3 WHERE id = $1 RETURNING id")
+                .bind(id)
+                .bind(&email)
+                .bind(&name)
+                .fetch_one(&state.pool)
+                .await
+        }
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO users (id, email, name, external_auth_provider, external_user_id)
+             VALUES ($1, $2, $3, 'keycloak', $4)
+             ON CONFLICT (external_auth_provider, external_user_id)
+             DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name
+             RETURNING id",
+            )
+            .bind(Uuid::now_v7())
+            .bind(&email)
+            .bind(&name)
+            .bind(&claims.sub)
+            .fetch_one(&state.pool)
+            .await
+        }
+    };
+    match result {
+        Ok(id) => Ok(id),
+        // A concurrent first request of the same subject can trip the email index before the
+        // subject's: the row it created is ours too.
+        Err(sqlx::Error::Database(db)) if db.constraint() == Some("users_email_key") => {
+            let same_subject: Option<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM users WHERE external_auth_provider = 'keycloak' AND external_user_id = $1",
+            )
+            .bind(&claims.sub)
+            .fetch_optional(&state.pool)
+            .await?;
+            same_subject.ok_or_else(|| {
+                ApiError::InvalidToken(
+                    "Another account already uses this email address; ask an administrator to link them."
+                        .into(),
+                )
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }

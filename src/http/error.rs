@@ -91,6 +91,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// A bearer token that was presented and refused (answered with `WWW-Authenticate`).
+    #[error("{0}")]
+    InvalidToken(String),
     #[error("Request Entity Too Large")]
     PayloadTooLarge,
     #[error("Unsupported Media Type: send application/json")]
@@ -130,7 +133,7 @@ impl ApiError {
             | ApiError::Query(_)
             | ApiError::QueryValue { .. }
             | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -174,6 +177,12 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut res = (status, axum::Json(json!({"errors": [self.body_item()]}))).into_response();
+        if let ApiError::InvalidToken(_) = &self {
+            res.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
         res.extensions_mut().insert(ErrorRendered);
         res
     }
