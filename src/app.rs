@@ -33,6 +33,7 @@ pub struct AppState {
     pub key_usage: Arc<crate::auth::api_keys::UsageRecorder>,
     pub keycloak: Option<Arc<crate::auth::keycloak::KeycloakVerifier>>,
     pub role_map: Arc<crate::auth::keycloak::RoleMap>,
+    pub principals: Arc<crate::notify::NotifiedCache<crate::auth::CachedAuth>>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -88,6 +89,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {addr} (PORT/HOST)"))?;
         let state = AppState::new(config, db.pool.clone());
         state.tenants.spawn_invalidation(db.pool.clone());
+        state.principals.spawn(db.pool.clone(), "cityos_auth");
         if let Some(kc) = &state.keycloak {
             kc.spawn_refresh(Duration::from_secs(
                 state.config.keycloak.jwks_refresh_secs.max(1),
@@ -141,6 +143,7 @@ impl AppState {
         AppState {
             tenants: crate::tenancy::cache::TenantDirectory::new(),
             key_usage: crate::auth::api_keys::UsageRecorder::new(),
+            principals: crate::notify::NotifiedCache::new(50_000),
             keycloak: crate::auth::keycloak::KeycloakVerifier::from_config(&config.keycloak),
             // Validated in Config::from_vars.
             role_map: Arc::new(

@@ -63,8 +63,9 @@ pub enum KeyRefusal {
     Expired,
 }
 
-#[derive(sqlx::FromRow)]
-struct KeyRow {
+/// The stored facts of a key (what authentication needs), cacheable per instance.
+#[derive(sqlx::FromRow, Clone, Debug)]
+pub struct KeyRecord {
     id: Uuid,
     key_hash: String,
     tenant_id: Option<Uuid>,
@@ -75,50 +76,50 @@ struct KeyRow {
     owner_ref: String,
 }
 
-/// Checks a presented key.
-pub async fn authenticate(
-    pool: &PgPool,
-    salt: &str,
-    key: &str,
-) -> Result<Result<ApiKeyPrincipal, KeyRefusal>, sqlx::Error> {
-    let row: Option<KeyRow> = match prefix_of(key.trim()) {
-        Some(prefix) => {
-            sqlx::query_as(
-                "SELECT id, key_hash, tenant_id, scopes, status, expires_at, owner_type, owner_ref
-                 FROM api_keys WHERE prefix = $1",
-            )
-            .bind(prefix)
-            .fetch_optional(pool)
-            .await?
-        }
-        None => None,
-    };
-    // Compare against a stored hash, or a dummy one, so timing does not tell which part was wrong.
-    let stored = row
-        .as_ref()
+/// The public prefix of a presented key, when it is well formed.
+pub fn presented_prefix(key: &str) -> Option<&str> {
+    prefix_of(key.trim())
+}
+
+/// Loads the record of a prefix.
+pub async fn load(pool: &PgPool, prefix: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, key_hash, tenant_id, scopes, status, expires_at, owner_type, owner_ref
+         FROM api_keys WHERE prefix = $1",
+    )
+    .bind(prefix)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Checks a presented key against its record (or against nothing, in the same time).
+pub fn check(record: Option<&KeyRecord>, salt: &str, key: &str) -> Result<ApiKeyPrincipal, KeyRefusal> {
+    let key = key.trim();
+    // Compare against the stored hash, or a dummy one, so timing does not tell which part was wrong.
+    let stored = record
         .and_then(|r| hex::decode(r.key_hash.trim()).ok())
         .unwrap_or_else(|| vec![0u8; 32]);
     let mut verifier = HmacSha256::new_from_slice(salt.as_bytes()).expect("HMAC takes keys of any length");
-    verifier.update(key.trim().as_bytes());
+    verifier.update(key.as_bytes());
     let matches = verifier.verify_slice(&stored).is_ok();
-    let Some(row) = row.filter(|_| matches) else {
-        return Ok(Err(KeyRefusal::Invalid));
+    let Some(row) = record.filter(|_| matches) else {
+        return Err(KeyRefusal::Invalid);
     };
     if row.status == "revoked" {
-        return Ok(Err(KeyRefusal::Revoked));
+        return Err(KeyRefusal::Revoked);
     }
     if row.status == "expired" || row.expires_at.is_some_and(|e| e <= OffsetDateTime::now_utc()) {
-        return Ok(Err(KeyRefusal::Expired));
+        return Err(KeyRefusal::Expired);
     }
-    Ok(Ok(ApiKeyPrincipal {
+    Ok(ApiKeyPrincipal {
         id: row.id,
         prefix: key[..16].to_string(),
         tenant_id: row.tenant_id,
-        scopes: row.scopes,
+        scopes: row.scopes.clone(),
         owner_user: (row.owner_type == "user")
             .then(|| Uuid::parse_str(&row.owner_ref).ok())
             .flatten(),
-    }))
+    })
 }
 
 /// Usage counters kept in memory and flushed in batches.

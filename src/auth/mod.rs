@@ -119,7 +119,26 @@ pub fn presented_api_key(headers: &HeaderMap) -> Option<String> {
 pub async fn principal_from_headers(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     if let Some(key) = presented_api_key(headers) {
         let salt = state.config.secrets.api_key_hash_salt.expose();
-        return match api_keys::authenticate(&state.pool, salt, &key).await? {
+        let record = match api_keys::presented_prefix(&key) {
+            None => None,
+            Some(prefix) => {
+                let cache_key = format!("key:{prefix}");
+                match state.principals.get(&cache_key) {
+                    Some(CachedAuth::Key(r)) => Some(r),
+                    _ => {
+                        let generation = state.principals.generation();
+                        let r = api_keys::load(&state.pool, prefix).await?;
+                        if let Some(r) = &r {
+                            state
+                                .principals
+                                .insert(cache_key, CachedAuth::Key(r.clone()), generation);
+                        }
+                        r
+                    }
+                }
+            }
+        };
+        return match api_keys::check(record.as_ref(), salt, &key) {
             Ok(principal) => {
                 state.key_usage.record(principal.id);
                 Ok(Principal::ApiKey(principal))
@@ -148,8 +167,27 @@ pub async fn principal_from_headers(state: &AppState, headers: &HeaderMap) -> Re
     let (Ok(user_id), Ok(sid)) = (Uuid::parse_str(&claims.id), Uuid::parse_str(&claims.sid)) else {
         return Ok(Principal::Anonymous);
     };
-    Ok(match load_user(state, user_id, Some(sid)).await? {
-        Some(mut u) => {
+    let cache_key = format!("sid:{sid}");
+    if let Some(CachedAuth::Session { user, expires_at }) = state.principals.get(&cache_key) {
+        if user.id == user_id && expires_at > time::OffsetDateTime::now_utc() {
+            let mut u = user;
+            u.token = Some((token, claims.exp));
+            return Ok(Principal::User(u));
+        }
+    }
+    let generation = state.principals.generation();
+    Ok(match load_user_with_session(state, user_id, Some(sid)).await? {
+        Some((mut u, expires_at)) => {
+            if let Some(expires_at) = expires_at {
+                state.principals.insert(
+                    cache_key,
+                    CachedAuth::Session {
+                        user: u.clone(),
+                        expires_at,
+                    },
+                    generation,
+                );
+            }
             u.token = Some((token, claims.exp));
             Principal::User(u)
         }
@@ -163,11 +201,27 @@ pub async fn load_user(
     id: Uuid,
     sid: Option<Uuid>,
 ) -> Result<Option<UserPrincipal>, ApiError> {
+    Ok(load_user_with_session(state, id, sid).await?.map(|(u, _)| u))
+}
+
+/// As [`load_user`], with the session's expiry.
+async fn load_user_with_session(
+    state: &AppState,
+    id: Uuid,
+    sid: Option<Uuid>,
+) -> Result<Option<(UserPrincipal, Option<time::OffsetDateTime>)>, ApiError> {
     // One round trip: the user, the live session check and the active memberships.
-    let row: Option<(String, Vec<String>, sqlx::types::Json<Vec<MembershipRow>>)> = sqlx::query_as(
+    type Row = (
+        String,
+        Vec<String>,
+        sqlx::types::Json<Vec<MembershipRow>>,
+        Option<time::OffsetDateTime>,
+    );
+    let row: Option<Row> = sqlx::query_as(
         "SELECT u.email, u.global_roles,
                 COALESCE((SELECT json_agg(json_build_object('tenant_id', m.tenant_id, 'store_id', m.store_id, 'roles', m.roles))
-                          FROM user_tenant_memberships m WHERE m.user_id = u.id AND m.status = 'active'), '[]'::json)
+                          FROM user_tenant_memberships m WHERE m.user_id = u.id AND m.status = 'active'), '[]'::json),
+                (SELECT s.expires_at FROM user_sessions s WHERE s.id = $2)
          FROM users u
          WHERE u.id = $1 AND u.status = 'active'
            AND ($2::uuid IS NULL OR EXISTS (
@@ -178,25 +232,28 @@ pub async fn load_user(
     .bind(sid)
     .fetch_optional(&state.pool)
     .await?;
-    let Some((email, global_roles, sqlx::types::Json(memberships))) = row else {
+    let Some((email, global_roles, sqlx::types::Json(memberships), session_expires)) = row else {
         return Ok(None);
     };
-    Ok(Some(UserPrincipal {
-        id,
-        email,
-        global_roles,
-        memberships: memberships
-            .into_iter()
-            .map(|m| Membership {
-                tenant_id: m.tenant_id,
-                store_id: m.store_id,
-                roles: m.roles,
-            })
-            .collect(),
-        session_id: sid,
-        strategy: "local-jwt",
-        token: None,
-    }))
+    Ok(Some((
+        UserPrincipal {
+            id,
+            email,
+            global_roles,
+            memberships: memberships
+                .into_iter()
+                .map(|m| Membership {
+                    tenant_id: m.tenant_id,
+                    store_id: m.store_id,
+                    roles: m.roles,
+                })
+                .collect(),
+            session_id: sid,
+            strategy: "local-jwt",
+            token: None,
+        },
+        session_expires,
+    )))
 }
 
 /// A Keycloak token → the same principal as a local login: the user row is created on first
@@ -214,8 +271,23 @@ async fn keycloak_principal(
         ),
     })?;
     let id = jit_user(state, &claims).await?;
-    let Some(mut user) = load_user(state, id, None).await? else {
-        return Err(ApiError::InvalidToken("This account is disabled.".into()));
+    let cache_key = format!("user:{id}");
+    let cached = match state.principals.get(&cache_key) {
+        Some(CachedAuth::User(u)) => Some(u),
+        _ => None,
+    };
+    let mut user = match cached {
+        Some(u) => u,
+        None => {
+            let generation = state.principals.generation();
+            let Some(u) = load_user(state, id, None).await? else {
+                return Err(ApiError::InvalidToken("This account is disabled.".into()));
+            };
+            state
+                .principals
+                .insert(cache_key, CachedAuth::User(u.clone()), generation);
+            u
+        }
     };
     let (global, membership_roles) = state
         .role_map
@@ -304,6 +376,30 @@ async fn jit_user(state: &AppState, claims: &keycloak::KeycloakClaims) -> Result
         .map(|e| e.trim().to_lowercase())
         .unwrap_or_else(|| format!("{}@keycloak.invalid", claims.sub.to_lowercase()));
     let name = claims.display_name();
+    let cache_key = format!("kc:{}", claims.sub);
+    if let Some(CachedAuth::Subject {
+        id,
+        email: e,
+        name: n,
+    }) = state.principals.get(&cache_key)
+    {
+        if e == email && n == name {
+            return Ok(id);
+        }
+    }
+    let generation = state.principals.generation();
+    let remember = |id: Uuid| {
+        state.principals.insert(
+            cache_key.clone(),
+            CachedAuth::Subject {
+                id,
+                email: email.clone(),
+                name: name.clone(),
+            },
+            generation,
+        );
+        id
+    };
     let existing: Option<(Uuid, String, Option<String>)> = sqlx::query_as(
         "SELECT id, email, name FROM users WHERE external_auth_provider = 'keycloak' AND external_user_id = $1",
     )
@@ -311,7 +407,7 @@ async fn jit_user(state: &AppState, claims: &keycloak::KeycloakClaims) -> Result
     .fetch_optional(&state.pool)
     .await?;
     let result = match existing {
-        Some((id, e, n)) if e == email && n == name => return Ok(id),
+        Some((id, e, n)) if e == email && n == name => return Ok(remember(id)),
         Some((id, _, _)) => {
             sqlx::query_scalar("UPDATE users SET email = $2, name = $3 WHERE id = $1 RETURNING id")
                 .bind(id)
@@ -337,7 +433,7 @@ async fn jit_user(state: &AppState, claims: &keycloak::KeycloakClaims) -> Result
         }
     };
     match result {
-        Ok(id) => Ok(id),
+        Ok(id) => Ok(remember(id)),
         // A concurrent first request of the same subject can trip the email index before the
         // subject's: the row it created is ours too.
         Err(sqlx::Error::Database(db)) if db.constraint() == Some("users_email_key") => {
@@ -356,4 +452,24 @@ async fn jit_user(state: &AppState, claims: &keycloak::KeycloakClaims) -> Result
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// What the per-instance principal cache holds; emptied on every `cityos_auth` notification.
+#[derive(Clone, Debug)]
+pub enum CachedAuth {
+    /// A local-login session and its user.
+    Session {
+        user: UserPrincipal,
+        expires_at: time::OffsetDateTime,
+    },
+    /// A user by id (Keycloak principals).
+    User(UserPrincipal),
+    /// The user row of a Keycloak subject and the profile it was stored with.
+    Subject {
+        id: Uuid,
+        email: String,
+        name: Option<String>,
+    },
+    /// An API key's record by prefix.
+    Key(api_keys::KeyRecord),
 }

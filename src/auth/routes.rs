@@ -257,6 +257,8 @@ async fn logout(
     .bind(u.session_id)
     .execute(&state.pool)
     .await?;
+    // This instance forgets the session now; the others on the database's NOTIFY.
+    state.principals.clear();
     audit_auth(&state, Some(u.id), "logout", &headers, addr).await?;
     let mut res = Json(json!({"message": "Logout successful."})).into_response();
     let cookie =

@@ -329,6 +329,18 @@ pub struct CollectionDecl {
     pub unique: &'static [(&'static str, &'static str)],
     /// Auth collection (`users`): adds `collection` to documents and the login routes.
     pub auth: bool,
+    /// Per-instance caches a write to this collection makes stale (dropped right after commit
+    /// here; other instances hear the database's NOTIFY).
+    pub invalidates: &'static [CacheKind],
+}
+
+/// The per-instance caches a write can invalidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheKind {
+    /// Resolved principals (sessions, Keycloak users, API keys).
+    Principals,
+    /// Tenants by handle and host.
+    Tenants,
 }
 
 impl CollectionDecl {

@@ -61,6 +61,17 @@ fn write_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> WriteEnv<'a> {
     }
 }
 
+/// Drops this instance's caches a committed write to `decl` made stale.
+fn after_commit(state: &AppState, decl: &CollectionDecl) {
+    use crate::collections::decl::CacheKind;
+    for kind in decl.invalidates {
+        match kind {
+            CacheKind::Principals => state.principals.clear(),
+            CacheKind::Tenants => state.tenants.clear(),
+        }
+    }
+}
+
 /// A JSON object body: too large → 413, not JSON → Payload's 400, another type → 415.
 fn body_object(
     headers: &HeaderMap,
@@ -143,6 +154,7 @@ async fn create(
     let mut tx = state.pool.begin().await?;
     let doc = write::create(&mut tx, &write_env(&state, &ctx), decl, body, &params).await?;
     tx.commit().await?;
+    after_commit(&state, decl);
     let message = format!("{} successfully created.", decl.singular);
     Ok((StatusCode::CREATED, Json(json!({"doc": doc, "message": message}))).into_response())
 }
@@ -161,6 +173,7 @@ async fn update(
     let mut tx = state.pool.begin().await?;
     let doc = write::update_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, body, &params).await?;
     tx.commit().await?;
+    after_commit(&state, decl);
     Ok(Json(json!({"doc": doc, "message": "Updated successfully."})).into_response())
 }
 
@@ -175,6 +188,7 @@ async fn delete(
     let mut tx = state.pool.begin().await?;
     let doc = write::delete_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, &params).await?;
     tx.commit().await?;
+    after_commit(&state, decl);
     Ok(Json(json!({"doc": doc, "message": "Deleted successfully."})).into_response())
 }
 
@@ -257,6 +271,7 @@ async fn bulk(
         match result {
             Ok(doc) => {
                 tx.commit().await?;
+                after_commit(state, decl);
                 docs.push(doc);
             }
             Err(e) => {

@@ -62,4 +62,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     },
     unique: &[("api_keys_prefix_key", "prefix")],
     auth: false,
+    invalidates: &[CacheKind::Principals],
 };

@@ -40,4 +40,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     hooks: Hooks::NONE,
     unique: &[],
     auth: false,
+    invalidates: &[],
 };

@@ -23,4 +23,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     hooks: Hooks::NONE,
     unique: &[("countries_code_key", "code")],
     auth: false,
+    invalidates: &[],
 };

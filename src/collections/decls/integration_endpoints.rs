@@ -71,4 +71,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
         "systemType",
     )],
     auth: false,
+    invalidates: &[],
 };

@@ -39,4 +39,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     },
     unique: &[("media_tenant_id_filename_key", "filename")],
     auth: false,
+    invalidates: &[],
 };

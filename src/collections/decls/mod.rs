@@ -4,8 +4,8 @@ mod prelude {
     pub use crate::collections::access::{AccessRules, Rule};
     pub use crate::collections::decl::f::*;
     pub use crate::collections::decl::{
-        AdminGroup, Block, ChildDecl, ChildKind, CollectionDecl, Default, Field, Format, Kind, Scope,
-        SubField, SubKind,
+        AdminGroup, Block, CacheKind, ChildDecl, ChildKind, CollectionDecl, Default, Field, Format, Kind,
+        Scope, SubField, SubKind,
     };
     pub use crate::collections::hooks::{self, Hooks};
 

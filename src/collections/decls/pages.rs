@@ -136,4 +136,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     },
     unique: &[("pages_tenant_id_store_id_slug_key", "slug")],
     auth: false,
+    invalidates: &[],
 };

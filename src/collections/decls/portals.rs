@@ -70,4 +70,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     hooks: Hooks::NONE,
     unique: &[("portals_tenant_id_store_id_base_path_key", "basePath")],
     auth: false,
+    invalidates: &[],
 };

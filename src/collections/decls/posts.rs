@@ -53,4 +53,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     },
     unique: &[("posts_tenant_id_store_id_slug_key", "slug")],
     auth: false,
+    invalidates: &[],
 };

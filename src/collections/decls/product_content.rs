@@ -153,4 +153,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
         "medusaProductId",
     )],
     auth: false,
+    invalidates: &[],
 };

@@ -22,4 +22,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     hooks: Hooks::NONE,
     unique: &[("scopes_country_id_scope_type_name_key", "name")],
     auth: false,
+    invalidates: &[],
 };

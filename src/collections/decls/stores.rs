@@ -109,4 +109,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
         ("domains_kind_hostname_key", "subdomains"),
     ],
     auth: false,
+    invalidates: &[CacheKind::Tenants],
 };

@@ -21,4 +21,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     hooks: Hooks::NONE,
     unique: &[("subcategories_category_id_name_key", "name")],
     auth: false,
+    invalidates: &[],
 };

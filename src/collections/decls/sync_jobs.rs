@@ -59,4 +59,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     hooks: Hooks::NONE,
     unique: &[],
     auth: false,
+    invalidates: &[],
 };

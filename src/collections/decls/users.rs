@@ -83,4 +83,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
         ),
     ],
     auth: true,
+    invalidates: &[CacheKind::Principals],
 };

@@ -52,4 +52,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
     hooks: Hooks::NONE,
     unique: &[],
     auth: false,
+    invalidates: &[],
 };
