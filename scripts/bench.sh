@@ -93,6 +93,7 @@ stop_server() {
 }
 
 cleanup() {
+  if [ -n "${OIDC_PID:-}" ]; then kill "$OIDC_PID" 2>/dev/null || true; fi
   if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
   stop_server
 }
@@ -200,6 +201,34 @@ else
   APP_MIN="n/a"; APP_MED="n/a"
 fi
 
+# ------------------------------------------------------------------ Keycloak stand-in ----
+# The OIDC stand-in (../shared/recipes/oidc-stand-in, installed under target/tmp by the tests or
+# here) issues Keycloak-shaped tokens for the authenticated by-id run; skipped without Node.
+OIDC_DIR="$ROOT/target/tmp/oidc-stand-in"
+OIDC_PID=""
+OIDC_BASE=""
+start_oidc() {
+  command -v node >/dev/null 2>&1 || { log "node not found: the Keycloak run is skipped"; return 0; }
+  if [ ! -f "$OIDC_DIR/node_modules/jose/package.json" ]; then
+    local src="${OIDC_STAND_IN_DIR:-$ROOT/../shared/recipes/oidc-stand-in}"
+    [ -f "$src/server.mjs" ] || { log "no OIDC stand-in at $src: the Keycloak run is skipped"; return 0; }
+    mkdir -p "$OIDC_DIR"
+    cp "$src/server.mjs" "$src/package.json" "$src/package-lock.json" "$OIDC_DIR/"
+    (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --silent) || { log "npm ci failed: the Keycloak run is skipped"; return 0; }
+  fi
+  (cd "$OIDC_DIR" && PORT=0 exec node server.mjs >"$OUT_DIR/oidc.log" 2>&1) &
+  OIDC_PID=$!
+  for _ in $(seq 1 100); do
+    OIDC_BASE="$(awk '/listening/ {print $3; exit}' "$OUT_DIR/oidc.log" 2>/dev/null || true)"
+    [ -n "$OIDC_BASE" ] && curl -sf -o /dev/null "$OIDC_BASE/health/ready" && break
+    sleep 0.1
+  done
+  [ -n "$OIDC_BASE" ] || { log "the OIDC stand-in did not start"; return 0; }
+  export KEYCLOAK_ISSUER_URL="$OIDC_BASE/realms/cms" KEYCLOAK_CLIENT_ID=cms-orchestrator KEYCLOAK_AUDIENCE=cms-orchestrator
+}
+stop_oidc() { [ -n "$OIDC_PID" ] && kill "$OIDC_PID" 2>/dev/null; OIDC_PID=""; }
+start_oidc
+
 # ------------------------------------------------------------------ (b) idle RSS ----------
 start_and_wait_ready "$OUT_DIR/serve-load.log"
 sleep 2
@@ -262,14 +291,36 @@ request = function()
 end
 LUA
 
+# An API key of the read tenant (read:pages), and a Keycloak token of a viewer of that tenant.
+READ_TENANT_ID="$(curl -s --max-time 10 "$BASE/api/tenants?where%5Bhandle%5D%5Bequals%5D=${TENANT}&depth=0&tenant=${TENANT}" | first_id)"
+API_KEY=""
+if [ -n "$ADMIN_TOKEN" ] && [ -n "$READ_TENANT_ID" ]; then
+  API_KEY="$(curl -s --max-time 10 -H "Authorization: JWT $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+    -d "{\"name\":\"bench\",\"tenant\":\"$READ_TENANT_ID\",\"scopes\":[\"read:pages\"]}" "$BASE/api/api-keys?depth=0" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["doc"].get("key",""))' 2>/dev/null || true)"
+fi
+KC_TOKEN=""
+if [ -n "$OIDC_BASE" ]; then
+  KC_TOKEN="$(curl -s --max-time 10 -H 'Content-Type: application/json' \
+    -d "{\"sub\":\"bench-viewer\",\"email\":\"viewer@bench.local\",\"ttl\":3600,\"tenantId\":\"${TENANT}\",\"clientRoles\":{\"cms-orchestrator\":[\"viewer\"]}}" \
+    "$OIDC_BASE/test/mint" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' 2>/dev/null || true)"
+fi
+
 ROWS=()
-# bench_endpoint NAME PATH [AUTH] [LUA]: AUTH=1 sends the admin JWT; LUA is a wrk script.
+# bench_endpoint NAME PATH [AUTH] [LUA]: AUTH is jwt (the admin), apikey or keycloak; LUA is a wrk script.
 bench_endpoint() {
-  local name="$1" path="$2" auth="${3:-0}" lua="${4:-}" code out sampler_file rps p50 p99 reqs errs peak
+  local name="$1" path="$2" auth="${3:-none}" lua="${4:-}" code out sampler_file rps p50 p99 reqs errs peak
   local -a hdr=() wrk_extra=()
-  if [ "$auth" = 1 ]; then
-    [ -n "$ADMIN_TOKEN" ] || { ROWS+=("| $name | \`$path\` | no token | skipped | - | - | - | - |"); return 0; }
-    hdr=(-H "Authorization: JWT $ADMIN_TOKEN")
+  local credential=""
+  case "$auth" in
+    jwt) credential="$ADMIN_TOKEN"; hdr=(-H "Authorization: JWT $ADMIN_TOKEN") ;;
+    apikey) credential="$API_KEY"; hdr=(-H "X-API-Key: $API_KEY") ;;
+    keycloak) credential="$KC_TOKEN"; hdr=(-H "Authorization: Bearer $KC_TOKEN") ;;
+    *) credential="-" ;;
+  esac
+  if [ -z "$credential" ]; then
+    ROWS+=("| $name | \`$path\` | no credential | skipped | - | - | - | - |")
+    return 0
   fi
   [ -n "$lua" ] && wrk_extra=(-s "$lua")
   if [ -z "$path" ]; then
@@ -325,8 +376,10 @@ bench_endpoint() {
 bench_endpoint list "$LIST_PATH"
 bench_endpoint by-id "$BYID_PATH"
 bench_endpoint published-sorted "$QUERY_PATH"
-bench_endpoint list-jwt "$LIST_PATH" 1
-bench_endpoint create "/api/pages?depth=0" 1 "$CREATE_LUA"
+bench_endpoint list-jwt "$LIST_PATH" jwt
+bench_endpoint create "/api/pages?depth=0" jwt "$CREATE_LUA"
+bench_endpoint by-id-apikey "$BYID_PATH" apikey
+bench_endpoint by-id-keycloak "$BYID_PATH" keycloak
 
 stop_server
 

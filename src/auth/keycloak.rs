@@ -99,7 +99,13 @@ pub struct KeycloakVerifier {
     fetch: tokio::sync::Mutex<Option<Instant>>,
     /// Bumped on every successful fetch.
     generation: std::sync::atomic::AtomicU64,
+    /// Tokens already verified, by SHA-256: a repeated token costs no signature check. Emptied
+    /// whenever the key set is refetched (a removed key must stop working).
+    verified: RwLock<HashMap<String, KeycloakClaims>>,
 }
+
+/// Upper bound of remembered verified tokens.
+const MAX_VERIFIED: usize = 10_000;
 
 impl KeycloakVerifier {
     /// `None` when no issuer is configured.
@@ -118,6 +124,7 @@ impl KeycloakVerifier {
             keys: RwLock::new(Arc::new(HashMap::new())),
             fetch: tokio::sync::Mutex::new(None),
             generation: std::sync::atomic::AtomicU64::new(0),
+            verified: RwLock::new(HashMap::new()),
         }))
     }
 
@@ -138,6 +145,31 @@ impl KeycloakVerifier {
 
     /// Verifies signature, algorithm, issuer, audience and times.
     pub async fn verify(&self, token: &str) -> Result<KeycloakClaims, TokenError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let fingerprint = crate::util::sha256_hex(token.as_bytes());
+        if let Some(claims) = self
+            .verified
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fingerprint)
+        {
+            if claims.exp + self.leeway as i64 > now {
+                return Ok(claims.clone());
+            }
+        }
+        let claims = self.verify_fully(token).await?;
+        let mut cache = self.verified.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MAX_VERIFIED {
+            cache.retain(|_, c| c.exp + self.leeway as i64 > now);
+            if cache.len() >= MAX_VERIFIED {
+                cache.clear();
+            }
+        }
+        cache.insert(fingerprint, claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_fully(&self, token: &str) -> Result<KeycloakClaims, TokenError> {
         let invalid = |m: &str| TokenError::Invalid(m.to_string());
         // Look at the declared algorithm first: `none` and HS* are refused by name.
         let declared = token
@@ -244,6 +276,7 @@ impl KeycloakVerifier {
         }
         let n = keys.len();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        self.verified.write().unwrap_or_else(|e| e.into_inner()).clear();
         self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(n)
     }
