@@ -143,10 +143,17 @@ async fn valid_tokens_create_one_user_and_refusals_are_401() {
         );
     }
 
-    // Another issuer is not ours: the token is no credential at all (anonymous).
+    // Another issuer (signed by a key we know, even): refused.
     let other = oidc.mint(json!({"realm": "other", "sub": "x"})).await;
-    let (_, me) = json(bearer(&app, "/api/users/me", &other).send().await.unwrap()).await;
-    assert_eq!(me["user"], Value::Null);
+    let (status, body) = json(bearer(&app, "/api/users/me", &other).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body["errors"][0]["message"].clone()),
+        (401, json!("The token's issuer is not accepted."))
+    );
+    // A local Payload token still works next to Keycloak.
+    let local = app.admin_token().await;
+    let (_, me) = json(app.get_as("/api/users/me", &local).await).await;
+    assert_eq!(me["strategy"], "local-jwt");
 
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE external_user_id = 'kc-user-1'")
         .fetch_one(&app.pool)
@@ -379,4 +386,20 @@ fn base64_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn payloads_bad_token_rule_still_holds_for_the_jwt_scheme() {
+    let oidc = OidcStandIn::start().await;
+    let app = app_for(&oidc, &[]).await;
+    let (status, body) = json(app.get_as("/api/users", "not-a-jwt").await).await;
+    assert_eq!(
+        (status, body),
+        (403, common::sample("unauthorized-bad-token.json"))
+    );
+    let (status, _) = json(bearer(&app, "/api/users", "not-a-jwt").send().await.unwrap()).await;
+    assert_eq!(
+        status, 401,
+        "a malformed Bearer token is refused when Keycloak is configured"
+    );
 }

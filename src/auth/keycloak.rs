@@ -361,6 +361,16 @@ fn parse_jwks(body: &Value) -> HashMap<String, Key> {
     out
 }
 
+/// Whether a token's header declares HS256 (Payload's local tokens).
+pub fn is_hs256(token: &str) -> bool {
+    token
+        .split('.')
+        .next()
+        .and_then(base64url_decode)
+        .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+        .is_some_and(|h| h.get("alg").and_then(Value::as_str) == Some("HS256"))
+}
+
 /// The payload of a JWT without verifying it (only to route it to the right verifier).
 pub fn unverified_payload(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;

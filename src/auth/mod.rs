@@ -81,11 +81,17 @@ pub struct Claims {
 
 /// The bearer token of a request: `JWT …`, `Bearer …`, then the `payload-token` cookie.
 pub fn presented_token(headers: &HeaderMap) -> Option<String> {
+    presented_token_with_scheme(headers).map(|(t, _)| t)
+}
+
+/// The token and whether it came as `Authorization: Bearer` (the scheme Keycloak clients use).
+fn presented_token_with_scheme(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        for scheme in ["JWT ", "Bearer "] {
-            if let Some(t) = auth.strip_prefix(scheme) {
-                return Some(t.trim().to_string());
-            }
+        if let Some(t) = auth.strip_prefix("JWT ") {
+            return Some((t.trim().to_string(), false));
+        }
+        if let Some(t) = auth.strip_prefix("Bearer ") {
+            return Some((t.trim().to_string(), true));
         }
     }
     // The cookie counts only when the request is not cross-site (CSRF).
@@ -96,7 +102,7 @@ pub fn presented_token(headers: &HeaderMap) -> Option<String> {
     if cross_site {
         return None;
     }
-    cookie(headers, COOKIE_NAME)
+    cookie(headers, COOKIE_NAME).map(|t| (t, false))
 }
 
 /// An API key presented as `Authorization: api-keys API-Key <key>` or `X-API-Key: <key>`.
@@ -152,12 +158,15 @@ pub async fn principal_from_headers(state: &AppState, headers: &HeaderMap) -> Re
             }
         };
     }
-    let Some(token) = presented_token(headers) else {
+    let Some((token, bearer)) = presented_token_with_scheme(headers) else {
         return Ok(Principal::Anonymous);
     };
     if let Some(kc) = &state.keycloak {
-        // Only a token naming our issuer goes to Keycloak verification (never a URL from the token).
-        if kc.claims_issuer(&token) {
+        // A token naming our issuer, or a Bearer token that is not one of Payload's own (HS256),
+        // is verified as a Keycloak token (against our configured JWKS only, never a URL the
+        // token names): a foreign or forged one is refused with 401. `JWT …` and the cookie keep
+        // Payload's rule that a bad token is simply anonymous.
+        if kc.claims_issuer(&token) || (bearer && !keycloak::is_hs256(&token)) {
             return keycloak_principal(state, kc, &token).await.map(Principal::User);
         }
     }
