@@ -34,6 +34,7 @@ pub struct AppState {
     pub keycloak: Option<Arc<crate::auth::keycloak::KeycloakVerifier>>,
     pub role_map: Arc<crate::auth::keycloak::RoleMap>,
     pub principals: Arc<crate::notify::NotifiedCache<crate::auth::CachedAuth>>,
+    pub hosts: Arc<crate::tenancy::resolve::HostDirectory>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -90,6 +91,7 @@ impl Application {
         let state = AppState::new(config, db.pool.clone());
         state.tenants.spawn_invalidation(db.pool.clone());
         state.principals.spawn(db.pool.clone(), "cityos_auth");
+        state.hosts.spawn_invalidation(db.pool.clone());
         if let Some(kc) = &state.keycloak {
             kc.spawn_refresh(Duration::from_secs(
                 state.config.keycloak.jwks_refresh_secs.max(1),
@@ -144,6 +146,7 @@ impl AppState {
             tenants: crate::tenancy::cache::TenantDirectory::new(),
             key_usage: crate::auth::api_keys::UsageRecorder::new(),
             principals: crate::notify::NotifiedCache::new(50_000),
+            hosts: crate::tenancy::resolve::HostDirectory::new(),
             keycloak: crate::auth::keycloak::KeycloakVerifier::from_config(&config.keycloak),
             // Validated in Config::from_vars.
             role_map: Arc::new(

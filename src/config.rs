@@ -140,6 +140,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub request_timeout_secs: u64,
     pub cors_origins: Vec<String>,
+    /// `CITYOS_BASE_DOMAINS`: hosts under which tenants' `subdomains` live.
+    pub base_domains: Vec<String>,
     pub seed_admin_email: String,
     pub seed_admin_password: Secret,
     /// How often API-key usage (`lastUsedAt`, `usageCount`) is written.
@@ -349,6 +351,15 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        let base_domains: Vec<String> = v
+            .get("CITYOS_BASE_DOMAINS")
+            .map(|s| {
+                s.split(',')
+                    .map(|d| d.trim().trim_matches('.').to_ascii_lowercase())
+                    .filter(|d| !d.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
         let seed_admin_email = v
             .get("SEED_ADMIN_EMAIL")
             .unwrap_or_else(|| "admin@cityos.local".into())
@@ -446,6 +457,7 @@ impl Config {
             max_body_bytes,
             request_timeout_secs,
             cors_origins,
+            base_domains,
             seed_admin_email,
             seed_admin_password,
             seed_on_first_start,
@@ -551,6 +563,7 @@ impl Config {
                 self.request_timeout_secs.to_string(),
             ),
             ("CORS_ORIGINS".into(), self.cors_origins.join(",")),
+            ("CITYOS_BASE_DOMAINS".into(), self.base_domains.join(",")),
             ("SEED_ADMIN_EMAIL".into(), self.seed_admin_email.clone()),
             ("SEED_ADMIN_PASSWORD".into(), "[redacted]".into()),
             (

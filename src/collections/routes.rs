@@ -67,7 +67,10 @@ fn after_commit(state: &AppState, decl: &CollectionDecl) {
     for kind in decl.invalidates {
         match kind {
             CacheKind::Principals => state.principals.clear(),
-            CacheKind::Tenants => state.tenants.clear(),
+            CacheKind::Tenants => {
+                state.tenants.clear();
+                state.hosts.clear();
+            }
         }
     }
 }

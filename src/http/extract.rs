@@ -7,7 +7,6 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::principal::Principal;
@@ -52,8 +51,13 @@ impl FromRequestParts<AppState> for CallContext {
             return Ok(ctx.clone());
         }
         let principal = crate::auth::principal_from_headers(state, &parts.headers).await?;
-        let tenant =
-            resolve_tenant(state, &parts.headers, parts.uri.query().unwrap_or(""), &principal).await?;
+        let tenant = crate::tenancy::resolve::resolve(
+            state,
+            &parts.headers,
+            parts.uri.query().unwrap_or(""),
+            &principal,
+        )
+        .await?;
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -83,63 +87,6 @@ impl FromRequestParts<AppState> for CallContext {
         parts.extensions.insert(ctx.clone());
         Ok(ctx)
     }
-}
-
-/// Tenant context from the slug (`?tenant=<handle>` or `X-Tenant`) or, for super admins, the
-/// `cityos-selected-tenant` cookie. The full chain (signed gateway headers, domains) is the
-/// tenancy issue's; this is its slug and cookie steps.
-async fn resolve_tenant(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: &str,
-    principal: &Principal,
-) -> Result<TenantContext, ApiError> {
-    let from_query = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "tenant")
-        .map(|(_, v)| v.into_owned());
-    let from_header = headers
-        .get("x-tenant")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    if let Some(handle) = from_query.or(from_header).filter(|h| !h.is_empty()) {
-        let entry = state.tenants.by_handle(&state.pool, &handle).await?;
-        return match entry.map(|e| (e.id, e.status)) {
-            Some((_, status)) if status == "suspended" && !principal.is_super_admin() => {
-                Err(ApiError::Forbidden)
-            }
-            Some((id, _)) => Ok(TenantContext {
-                tenant_id: Some(id),
-                store_id: None,
-                source: "slug",
-            }),
-            // An unknown tenant resolves to nothing: tenant content stays invisible.
-            None => Ok(TenantContext {
-                tenant_id: Some(Uuid::nil()),
-                store_id: None,
-                source: "slug",
-            }),
-        };
-    }
-    if principal.is_super_admin() {
-        if let Some(id) = cookie(headers, "cityos-selected-tenant").and_then(|v| Uuid::parse_str(&v).ok()) {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
-                .bind(id)
-                .fetch_one(&state.pool)
-                .await?;
-            if exists {
-                return Ok(TenantContext {
-                    tenant_id: Some(id),
-                    store_id: None,
-                    source: "cookie",
-                });
-            }
-        }
-    }
-    Ok(TenantContext {
-        tenant_id: None,
-        store_id: None,
-        source: "none",
-    })
 }
 
 /// A cookie's value.
