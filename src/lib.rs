@@ -16,6 +16,7 @@ pub mod notify;
 pub mod telemetry;
 pub mod tenancy;
 pub mod util;
+pub mod web;
 
 pub use app::{AppState, Application};
 pub use config::Config;

@@ -365,3 +365,30 @@ async fn the_tenant_cache_follows_changes_made_anywhere() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn the_home_page_lists_the_collections_from_the_declarations() {
+    let app = TestApp::spawn().await;
+    let res = app.get("/").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = res.text().await.unwrap();
+    assert!(html.contains("database ready"));
+    for heading in [
+        "Geo &#38; Hierarchy",
+        "Tenancy",
+        "Users &#38; Security",
+        "Control Plane",
+        "Audit",
+    ] {
+        assert!(html.contains(heading), "{heading}");
+    }
+    assert_eq!(html.matches("<tr><td>").count(), 17, "one row per collection");
+    assert!(html.contains(r#"href="/api/integration-endpoints""#));
+    let css = app.get("/static/app.css").await;
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(app.get("/nope").await.status(), 404);
+}
