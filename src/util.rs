@@ -30,6 +30,46 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// Base64url without padding (JWT segments).
+pub fn base64url_encode(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 3);
+    for chunk in bytes.chunks(3) {
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..=chunk.len() {
+            out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Decodes base64url (padding optional); `None` on any other character.
+pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            b'=' => continue,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// PostgreSQL's JSON form of a UTC timestamp (`2026-11-24T10:15:11.665123+00:00`) in Payload's
 /// form (`2026-11-24T10:15:11.665Z`, milliseconds truncated as JavaScript dates hold them).
 pub fn payload_timestamp(pg: &str) -> Option<String> {
@@ -57,6 +97,18 @@ pub fn payload_timestamp(pg: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base64url_round_trips() {
+        for input in [&b""[..], b"a", b"ab", b"abc", b"\xff\xfe\x00{\"alg\":\"RS256\"}"] {
+            assert_eq!(
+                super::base64url_decode(&super::base64url_encode(input)).unwrap(),
+                input
+            );
+        }
+        assert_eq!(super::base64url_encode(b"{\"a\":1}"), "eyJhIjoxfQ");
+        assert_eq!(super::base64url_decode("not base64!"), None);
+    }
+
     #[test]
     fn postgres_timestamps_become_payload_timestamps() {
         use super::payload_timestamp as p;

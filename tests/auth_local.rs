@@ -175,7 +175,7 @@ async fn tampered_or_expired_tokens_are_anonymous() {
     // A token signed with the right key but expired.
     let claims: serde_json::Value = {
         let payload = token.split('.').nth(1).unwrap();
-        let bytes = base64_decode(payload);
+        let bytes = cityos::util::base64url_decode(payload).unwrap();
         serde_json::from_slice(&bytes).unwrap()
     };
     let digest = cityos::util::sha256_hex(b"test-payload-secret-0123456789abcdef");
@@ -187,21 +187,4 @@ async fn tampered_or_expired_tokens_are_anonymous() {
     // The same claims, fresh: accepted (so the key derivation is Payload's).
     let fresh = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
     assert_eq!(app.get_as("/api/users", &fresh).await.status(), 200);
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = T.iter().position(|x| *x == c).unwrap() as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
 }

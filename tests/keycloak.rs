@@ -22,20 +22,6 @@ fn bearer(app: &TestApp, path: &str, token: &str) -> reqwest::RequestBuilder {
         .header("Authorization", format!("Bearer {token}"))
 }
 
-fn b64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..=chunk.len() {
-            out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn valid_tokens_create_one_user_and_refusals_are_401() {
     let oidc = OidcStandIn::start().await;
@@ -101,12 +87,13 @@ async fn valid_tokens_create_one_user_and_refusals_are_401() {
 
     // Tampered payload: same signature, another email.
     let parts: Vec<&str> = token.split('.').collect();
-    let mut payload: Value = serde_json::from_slice(&base64_decode(parts[1])).unwrap();
+    let mut payload: Value =
+        serde_json::from_slice(&cityos::util::base64url_decode(parts[1]).unwrap()).unwrap();
     payload["email"] = json!("mallory@evil.test");
     let tampered = format!(
         "{}.{}.{}",
         parts[0],
-        b64(payload.to_string().as_bytes()),
+        cityos::util::base64url_encode(payload.to_string().as_bytes()),
         parts[2]
     );
     let (status, body) = json(bearer(&app, "/api/users/me", &tampered).send().await.unwrap()).await;
@@ -116,7 +103,11 @@ async fn valid_tokens_create_one_user_and_refusals_are_401() {
     );
 
     // alg none, and HS256 "signed" with the public key (algorithm confusion).
-    let none = format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+    let none = format!(
+        "{}.{}.",
+        cityos::util::base64url_encode(br#"{"alg":"none","typ":"JWT"}"#),
+        parts[1]
+    );
     let jwks: Value = reqwest::get(format!("{}/protocol/openid-connect/certs", oidc.issuer()))
         .await
         .unwrap()
@@ -127,13 +118,18 @@ async fn valid_tokens_create_one_user_and_refusals_are_401() {
     let confused = {
         use hmac::Mac;
         let kid = jwks["keys"][0]["kid"].as_str().unwrap();
-        let head = b64(json!({"alg": "HS256", "typ": "JWT", "kid": kid})
-            .to_string()
-            .as_bytes());
+        let head = cityos::util::base64url_encode(
+            json!({"alg": "HS256", "typ": "JWT", "kid": kid})
+                .to_string()
+                .as_bytes(),
+        );
         let signing_input = format!("{head}.{}", parts[1]);
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(public.as_bytes()).unwrap();
         mac.update(signing_input.as_bytes());
-        format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+        format!(
+            "{signing_input}.{}",
+            cityos::util::base64url_encode(&mac.finalize().into_bytes())
+        )
     };
     for bad in [none, confused] {
         let (status, body) = json(bearer(&app, "/api/users/me", &bad).send().await.unwrap()).await;
@@ -369,23 +365,6 @@ async fn twenty_concurrent_first_requests_create_one_user_and_disabled_users_are
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let _ = app.send(Method::GET, "/api/health", None, None).await;
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = T.iter().position(|x| *x == c).unwrap() as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
 }
 
 #[tokio::test]

@@ -175,7 +175,7 @@ impl KeycloakVerifier {
         let declared = token
             .split('.')
             .next()
-            .and_then(base64url_decode)
+            .and_then(crate::util::base64url_decode)
             .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
             .and_then(|h| h.get("alg").and_then(Value::as_str).map(str::to_string));
         match declared.as_deref() {
@@ -366,7 +366,7 @@ pub fn is_hs256(token: &str) -> bool {
     token
         .split('.')
         .next()
-        .and_then(base64url_decode)
+        .and_then(crate::util::base64url_decode)
         .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
         .is_some_and(|h| h.get("alg").and_then(Value::as_str) == Some("HS256"))
 }
@@ -374,32 +374,8 @@ pub fn is_hs256(token: &str) -> bool {
 /// The payload of a JWT without verifying it (only to route it to the right verifier).
 pub fn unverified_payload(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;
-    let bytes = base64url_decode(payload)?;
+    let bytes = crate::util::base64url_decode(payload)?;
     serde_json::from_slice(&bytes).ok()
-}
-
-fn base64url_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            b'=' => continue,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// Keycloak role names → CityOS roles. Defaults: `-` becomes `_` and only the data model's role
@@ -410,19 +386,7 @@ pub struct RoleMap {
     explicit: HashMap<String, String>,
 }
 
-pub const GLOBAL_ROLES: &[&str] = &["super_admin", "platform_operator", "support_agent"];
-pub const MEMBERSHIP_ROLES: &[&str] = &[
-    "tenant_admin",
-    "store_manager",
-    "content_editor",
-    "vendor_owner",
-    "vendor_staff",
-    "b2b_company_admin",
-    "b2b_buyer",
-    "b2b_approver",
-    "city_partner_admin",
-    "viewer",
-];
+pub use crate::auth::principal::{GLOBAL_ROLES, MEMBERSHIP_ROLES};
 
 impl RoleMap {
     pub fn parse(spec: Option<&str>) -> Result<RoleMap, String> {

@@ -2,6 +2,22 @@
 
 use uuid::Uuid;
 
+/// The data model's global roles (`users.globalRoles`).
+pub const GLOBAL_ROLES: &[&str] = &["super_admin", "platform_operator", "support_agent"];
+/// The data model's membership roles (`users.tenantMemberships[].roles`).
+pub const MEMBERSHIP_ROLES: &[&str] = &[
+    "tenant_admin",
+    "store_manager",
+    "content_editor",
+    "vendor_owner",
+    "vendor_staff",
+    "b2b_company_admin",
+    "b2b_buyer",
+    "b2b_approver",
+    "city_partner_admin",
+    "viewer",
+];
+
 /// A tenant membership of a user (only active ones are loaded).
 #[derive(Debug, Clone)]
 pub struct Membership {

@@ -12,18 +12,7 @@ mod prelude {
     pub const ACTIVE_INACTIVE: &[&str] = &["active", "inactive"];
     pub const DRAFT_PUBLISHED: &[&str] = &["draft", "published"];
     pub const SYSTEMS: &[&str] = &["medusa", "fleetbase", "erpnext", "notifications", "custom"];
-    pub const MEMBERSHIP_ROLES: &[&str] = &[
-        "tenant_admin",
-        "store_manager",
-        "content_editor",
-        "vendor_owner",
-        "vendor_staff",
-        "b2b_company_admin",
-        "b2b_buyer",
-        "b2b_approver",
-        "city_partner_admin",
-        "viewer",
-    ];
+    pub use crate::auth::principal::MEMBERSHIP_ROLES;
     pub const ADMINS: &[&str] = &["tenant_admin"];
     pub const EDITORS: &[&str] = &["tenant_admin", "content_editor"];
     /// Public read, super_admin writes (the geo hierarchy).
