@@ -392,3 +392,51 @@ async fn the_home_page_lists_the_collections_from_the_declarations() {
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
     assert_eq!(app.get("/nope").await.status(), 404);
 }
+
+#[tokio::test]
+async fn uploads_inside_blocks_populate_and_vanished_ones_become_null() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let media: String = sqlx::query_scalar(
+        "INSERT INTO media (tenant_id, alt, filename, mime_type, filesize, storage_key)
+         VALUES ($1::uuid, 'Storefront', 'storefront.jpg', 'image/jpeg', 1234, 'x/storefront.jpg') RETURNING id::text",
+    )
+    .bind(FASHIONISTA)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let gone = "00000000-0000-4000-8000-0000000000aa";
+    let body = json!({"tenant": FASHIONISTA, "title": "With media", "layout": [
+        {"blockType": "hero", "title": "Hi", "image": media},
+        {"blockType": "media", "media": gone}
+    ]});
+    let (status, created) = json(
+        app.send(
+            reqwest::Method::POST,
+            "/api/pages?depth=0",
+            Some(&admin),
+            Some(body),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["doc"]["id"].as_str().unwrap();
+    assert_eq!(
+        created["doc"]["layout"][0]["image"],
+        media.as_str(),
+        "depth 0 keeps ids"
+    );
+
+    let (_, doc) = json(app.get_as(&format!("/api/pages/{id}?depth=1"), &admin).await).await;
+    assert_eq!(doc["layout"][0]["image"]["filename"], "storefront.jpg");
+    assert!(doc["layout"][0]["image"]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/api/media/file/storefront.jpg"));
+    assert_eq!(
+        doc["layout"][1]["media"],
+        Value::Null,
+        "a vanished upload populates to null"
+    );
+}

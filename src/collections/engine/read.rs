@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::principal::Principal;
 use crate::collections::access::{authorize, Action, Decision, TenantContext};
-use crate::collections::decl::{ChildKind, CollectionDecl, Field, Kind, Visibility};
+use crate::collections::decl::{ChildKind, CollectionDecl, Field, Kind, SubField, SubKind, Visibility};
 use crate::collections::engine::params::FindParams;
 use crate::collections::engine::query::{push_cond, Compiler, Cond};
 use crate::collections::Registry;
@@ -510,21 +510,12 @@ fn populate_level<'a>(
     Box::pin(async move {
         // target slug → ids
         let mut wanted: BTreeMap<&'static str, HashSet<Uuid>> = BTreeMap::new();
-        let rel_fields: Vec<(&'static Field, &'static str)> = decl
-            .fields
-            .iter()
-            .filter_map(|f| f.kind.relation_target().map(|t| (f, t)))
-            .collect();
-        for doc in docs.iter() {
-            for (f, target) in &rel_fields {
-                if let Some(id) = doc
-                    .get(f.name)
-                    .and_then(Value::as_str)
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                {
+        for doc in docs.iter_mut() {
+            for_each_ref(decl, doc, &mut |target, slot| {
+                if let Some(id) = slot.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
                     wanted.entry(target).or_default().insert(id);
                 }
-            }
+            });
         }
         let mut fetched: HashMap<Uuid, Option<Value>> = HashMap::new();
         for (slug, ids) in wanted {
@@ -568,10 +559,9 @@ fn populate_level<'a>(
             }
         }
         for doc in docs.iter_mut() {
-            for (f, _) in &rel_fields {
-                let Some(slot) = doc.get_mut(f.name) else { continue };
+            for_each_ref(decl, doc, &mut |_, slot| {
                 let Some(id) = slot.as_str().and_then(|s| Uuid::parse_str(s).ok()) else {
-                    continue;
+                    return;
                 };
                 match fetched.get(&id) {
                     Some(Some(populated)) => *slot = populated.clone(),
@@ -579,10 +569,63 @@ fn populate_level<'a>(
                     // The referenced document no longer exists.
                     None => *slot = Value::Null,
                 }
-            }
+            });
         }
         Ok(())
     })
+}
+
+/// Calls `f(target collection, slot)` for every reference of a document: relationship and
+/// upload fields, and upload sub-fields inside array rows and blocks (which have no foreign key).
+fn for_each_ref(
+    decl: &CollectionDecl,
+    doc: &mut Map<String, Value>,
+    f: &mut dyn FnMut(&'static str, &mut Value),
+) {
+    for field in decl.fields {
+        let Some(value) = doc.get_mut(field.name) else {
+            continue;
+        };
+        match field.kind {
+            Kind::Relation(target) | Kind::Upload(target) => f(target, value),
+            Kind::Rows(subs) => visit_rows(subs, value, f),
+            Kind::Blocks(blocks) => {
+                for block in value.as_array_mut().into_iter().flatten() {
+                    let Some(obj) = block.as_object_mut() else {
+                        continue;
+                    };
+                    let block_type = obj
+                        .get("blockType")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    if let Some(b) = blocks.iter().find(|b| b.slug == block_type) {
+                        visit_subs(b.fields, obj, f);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn visit_rows(subs: &[SubField], rows: &mut Value, f: &mut dyn FnMut(&'static str, &mut Value)) {
+    for row in rows.as_array_mut().into_iter().flatten() {
+        if let Some(obj) = row.as_object_mut() {
+            visit_subs(subs, obj, f);
+        }
+    }
+}
+
+fn visit_subs(subs: &[SubField], obj: &mut Map<String, Value>, f: &mut dyn FnMut(&'static str, &mut Value)) {
+    for sub in subs {
+        let Some(v) = obj.get_mut(sub.name) else { continue };
+        match sub.kind {
+            SubKind::Upload(target) => f(target, v),
+            SubKind::Rows(inner) => visit_rows(inner, v, f),
+            _ => {}
+        }
+    }
 }
 
 fn envelope(docs: Vec<Value>, total: i64, params: &FindParams, paginate: bool) -> Value {
