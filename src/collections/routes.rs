@@ -52,6 +52,10 @@ fn env<'a>(state: &'a AppState, ctx: &'a CallContext) -> ReadEnv<'a> {
     }
 }
 
+fn scope(ctx: &CallContext) -> crate::db::scope::DbScope {
+    crate::db::scope::DbScope::for_request(&ctx.principal, &ctx.tenant)
+}
+
 fn write_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> WriteEnv<'a> {
     WriteEnv {
         read: env(state, ctx),
@@ -103,7 +107,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let decl = decl_for(&state, &slug, &format!("/api/{slug}"))?;
     let params = FindParams::from_tree(&tree)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let body = read::find(&mut conn, &env(&state, &ctx), decl, &params).await?;
     Ok(Json(body).into_response())
 }
@@ -116,7 +120,7 @@ async fn count(
 ) -> Result<Response, ApiError> {
     let decl = decl_for(&state, &slug, &format!("/api/{slug}/count"))?;
     let params = FindParams::from_tree(&tree)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let total = read::count(&mut conn, &env(&state, &ctx), decl, params.where_.as_ref()).await?;
     Ok(Json(json!({"totalDocs": total})).into_response())
 }
@@ -129,7 +133,7 @@ async fn by_id(
 ) -> Result<Response, ApiError> {
     let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
     let params = FindParams::from_tree(&tree)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let doc = read::find_by_id(
         &mut conn,
         &env(&state, &ctx),
@@ -154,7 +158,7 @@ async fn create(
     let decl = decl_for(&state, &slug, &format!("/api/{slug}"))?;
     let params = FindParams::from_tree(&tree)?;
     let body = body_object(&headers, body)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let doc = write::create(&mut tx, &write_env(&state, &ctx), decl, body, &params).await?;
     tx.commit().await?;
     after_commit(&state, decl);
@@ -173,7 +177,7 @@ async fn update(
     let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
     let params = FindParams::from_tree(&tree)?;
     let body = body_object(&headers, body)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let doc = write::update_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, body, &params).await?;
     tx.commit().await?;
     after_commit(&state, decl);
@@ -188,7 +192,7 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
     let params = FindParams::from_tree(&tree)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let doc = write::delete_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, &params).await?;
     tx.commit().await?;
     after_commit(&state, decl);
@@ -259,14 +263,14 @@ async fn bulk(
     body: Option<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let ids = {
-        let mut conn = state.pool.acquire().await?;
+        let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
         write::bulk_targets(&mut conn, &env(state, ctx), decl, action, where_, limit).await?
     };
     let wenv = write_env(state, ctx);
     let mut docs = Vec::new();
     let mut errors = Vec::new();
     for id in &ids {
-        let mut tx = state.pool.begin().await?;
+        let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
         let result = match &body {
             Some(b) => write::update_by_id(&mut tx, &wenv, decl, &id.to_string(), b.clone(), params).await,
             None => write::delete_by_id(&mut tx, &wenv, decl, &id.to_string(), params).await,

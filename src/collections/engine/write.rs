@@ -667,6 +667,10 @@ pub fn map_db_error(decl: &CollectionDecl, id: Option<Uuid>, e: sqlx::Error) -> 
             .iter()
             .find(|f| !f.column.is_empty() && f.column == column)
     };
+    // A row-level security refusal: the row is outside the request's tenant.
+    if db.code().as_deref() == Some("42501") {
+        return ApiError::Forbidden;
+    }
     let error = match db.code().as_deref() {
         Some("23505") => {
             let path = decl
