@@ -263,14 +263,14 @@ async fn bulk(
     body: Option<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let ids = {
-        let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+        let mut conn = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
         write::bulk_targets(&mut conn, &env(state, ctx), decl, action, where_, limit).await?
     };
     let wenv = write_env(state, ctx);
     let mut docs = Vec::new();
     let mut errors = Vec::new();
     for id in &ids {
-        let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+        let mut tx = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
         let result = match &body {
             Some(b) => write::update_by_id(&mut tx, &wenv, decl, &id.to_string(), b.clone(), params).await,
             None => write::delete_by_id(&mut tx, &wenv, decl, &id.to_string(), params).await,
