@@ -44,19 +44,16 @@ impl DbScope {
     }
 }
 
-/// Begins a transaction as `cityos_app` with the scope's settings (one round trip after BEGIN).
+/// Begins a transaction as `cityos_app` with the scope's settings, in the same round trip as
+/// the BEGIN. The values are ours (UUIDs and on/off), never client text, so inlining them in the
+/// statement is safe; binding would cost a second round trip on every request.
 pub async fn begin(pool: &PgPool, scope: &DbScope) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "SELECT set_config('role', 'cityos_app', true),
-                set_config('cityos.tenant_id', $1, true),
-                set_config('cityos.user_id', $2, true),
-                set_config('cityos.all_tenants', $3, true)",
-    )
-    .bind(scope.tenant_id.map(|t| t.to_string()).unwrap_or_default())
-    .bind(scope.user_id.map(|u| u.to_string()).unwrap_or_default())
-    .bind(if scope.all_tenants { "on" } else { "off" })
-    .execute(&mut *tx)
-    .await?;
-    Ok(tx)
+    let tenant = scope.tenant_id.map(|t| t.to_string()).unwrap_or_default();
+    let user = scope.user_id.map(|u| u.to_string()).unwrap_or_default();
+    let all = if scope.all_tenants { "on" } else { "off" };
+    pool.begin_with(format!(
+        "BEGIN; SELECT set_config('role', 'cityos_app', true), set_config('cityos.tenant_id', '{tenant}', true), \
+         set_config('cityos.user_id', '{user}', true), set_config('cityos.all_tenants', '{all}', true)"
+    ))
+    .await
 }
