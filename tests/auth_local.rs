@@ -188,3 +188,43 @@ async fn tampered_or_expired_tokens_are_anonymous() {
     let fresh = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
     assert_eq!(app.get_as("/api/users", &fresh).await.status(), 200);
 }
+
+#[tokio::test]
+async fn users_see_their_own_sessions_and_nobody_elses() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let (_, me) = json(app.get_as("/api/users/me", &token).await).await;
+    let sessions = me["user"]["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{me}");
+    assert!(
+        sessions[0]["id"].is_string()
+            && sessions[0]["expiresAt"].is_string()
+            && sessions[0]["createdAt"].is_string()
+    );
+
+    let editor = app
+        .member("sess@fashionista.sa", common::FASHIONISTA, &["content_editor"])
+        .await;
+    let editor_id = json(app.get_as("/api/users/me", &editor).await).await.1["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, other) = json(app.get_as(&format!("/api/users/{editor_id}"), &token).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        other["sessions"],
+        json!([]),
+        "an admin sees another user's sessions as []"
+    );
+
+    // Logging out removes the session from the list.
+    let second = app.admin_token().await;
+    let (_, out) = json(
+        app.send(Method::POST, "/api/users/logout", Some(&token), None)
+            .await,
+    )
+    .await;
+    assert_eq!(out["message"], "Logout successful.");
+    let (_, me) = json(app.get_as("/api/users/me", &second).await).await;
+    assert_eq!(me["user"]["sessions"].as_array().unwrap().len(), 1);
+}

@@ -301,7 +301,13 @@ async fn user_doc(state: &AppState, id: Uuid, strategy: &str) -> Result<Value, A
         tenant: &TenantContext::default(),
         app_url: &state.config.app_url,
     };
-    let mut conn = state.pool.acquire().await?;
+    // Read as the user itself, so its own sessions are visible (and only its own).
+    let scope = crate::db::scope::DbScope {
+        tenant_id: None,
+        user_id: Some(id),
+        all_tenants: false,
+    };
+    let mut conn = crate::db::scope::begin(&state.pool, &scope).await?;
     let mut doc = read::find_by_id(&mut conn, &env, decl, &id.to_string(), 0, None, None).await?;
     doc["_strategy"] = json!(strategy);
     Ok(doc)

@@ -71,6 +71,10 @@ pub struct ChildDecl {
     pub columns: &'static [(&'static str, &'static str, ChildKind)],
     /// The wire name a bare string on write fills (`["fashionista"]` → `{subdomain: …}`).
     pub bare_string: Option<&'static str>,
+    /// Extra trusted SQL selecting this field's rows; `{c}` stands for the child table's alias.
+    pub condition: Option<&'static str>,
+    /// The column that orders the rows (`position`: the array's order).
+    pub order_column: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,8 @@ pub static SUBDOMAINS: ChildDecl = ChildDecl {
         ("isPrimary", "is_primary", ChildKind::Bool),
     ],
     bare_string: Some("subdomain"),
+    condition: None,
+    order_column: "position",
 };
 pub static CUSTOM_DOMAINS: ChildDecl = ChildDecl {
     table: "domains",
@@ -22,6 +24,8 @@ pub static CUSTOM_DOMAINS: ChildDecl = ChildDecl {
         ("isPrimary", "is_primary", ChildKind::Bool),
     ],
     bare_string: Some("domain"),
+    condition: None,
+    order_column: "position",
 };
 
 pub static DECL: CollectionDecl = CollectionDecl {

@@ -11,6 +11,8 @@ pub static SUBDOMAINS: ChildDecl = ChildDecl {
         ("isPrimary", "is_primary", ChildKind::Bool),
     ],
     bare_string: Some("subdomain"),
+    condition: None,
+    order_column: "position",
 };
 pub static CUSTOM_DOMAINS: ChildDecl = ChildDecl {
     table: "domains",
@@ -23,6 +25,8 @@ pub static CUSTOM_DOMAINS: ChildDecl = ChildDecl {
         ("isPrimary", "is_primary", ChildKind::Bool),
     ],
     bare_string: Some("domain"),
+    condition: None,
+    order_column: "position",
 };
 
 pub static DECL: CollectionDecl = CollectionDecl {

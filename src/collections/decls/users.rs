@@ -18,6 +18,24 @@ pub static MEMBERSHIPS: ChildDecl = ChildDecl {
         ("source", "source", ChildKind::Select(&["local", "token"])),
     ],
     bare_string: None,
+    condition: None,
+    order_column: "position",
+};
+
+/// Live local-login sessions, shown to the user they belong to only (Payload shows another
+/// user's sessions as `[]`): `cityos_user_id()` is the caller, set per request.
+pub static SESSIONS: ChildDecl = ChildDecl {
+    table: "user_sessions",
+    owner_column: "user_id",
+    fixed: &[],
+    store_null: false,
+    columns: &[
+        ("createdAt", "created_at", ChildKind::Date),
+        ("expiresAt", "expires_at", ChildKind::Date),
+    ],
+    bare_string: None,
+    condition: Some("{c}.revoked_at IS NULL AND {c}.expires_at > now() AND {c}.user_id = cityos_user_id()"),
+    order_column: "created_at",
 };
 
 pub static DECL: CollectionDecl = CollectionDecl {
@@ -61,6 +79,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
             .write_only()
             .max(1024),
         date("lastLoginAt", "last_login_at", "Last Login").read_only(),
+        Field::new("sessions", "", "Sessions", Kind::Child(&SESSIONS)).read_only(),
         json("preferences", "preferences", "Preferences"),
         json("metadata", "metadata", "Metadata"),
     ],

@@ -1017,6 +1017,9 @@ pub fn push_cond(qb: &mut QueryBuilder<'_, Postgres>, cond: &Cond) {
             if child.store_null {
                 qb.push(format!(" AND {alias}.store_id IS NULL"));
             }
+            if let Some(extra) = child.condition {
+                qb.push(format!(" AND {}", extra.replace("{c}", alias)));
+            }
             qb.push(" AND ");
             push_cond(qb, cond);
             qb.push(")");

@@ -141,9 +141,13 @@ fn field_expr(field: &Field, alias: &str) -> String {
             if child.store_null {
                 cond.push_str(&format!(" AND {c}.store_id IS NULL"));
             }
+            if let Some(extra) = child.condition {
+                cond.push_str(&format!(" AND {}", extra.replace("{c}", c)));
+            }
             format!(
-                "COALESCE((SELECT json_agg(json_build_object({}) ORDER BY {c}.position) FROM {} {c} WHERE {cond}), '[]'::json)",
+                "COALESCE((SELECT json_agg(json_build_object({}) ORDER BY {c}.{}) FROM {} {c} WHERE {cond}), '[]'::json)",
                 pairs.join(", "),
+                child.order_column,
                 child.table
             )
         }
