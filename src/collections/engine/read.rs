@@ -25,8 +25,17 @@ pub struct ReadEnv<'a> {
 }
 
 impl ReadEnv<'_> {
-    fn public_only(&self) -> bool {
-        matches!(self.principal, Principal::Anonymous)
+    /// Whether only public fields may be shown: to anonymous callers, and to signed-in callers
+    /// reading inside a tenant they do not belong to (another tenant's storefront context).
+    pub fn public_only(&self) -> bool {
+        match self.principal {
+            Principal::Anonymous => true,
+            p if p.is_super_admin() => false,
+            p => match self.tenant.tenant_id {
+                Some(t) => !p.tenants_with(&[]).contains(&t),
+                None => false,
+            },
+        }
     }
 }
 
