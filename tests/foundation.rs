@@ -13,6 +13,28 @@ use sqlx::postgres::PgPoolOptions;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cityos");
 
+/// Stops a cluster of this test even when an assertion fails first (nothing may outlive the run).
+struct StopClusterOnDrop(std::path::PathBuf);
+
+impl Drop for StopClusterOnDrop {
+    fn drop(&mut self) {
+        if !self.0.join("postmaster.pid").exists() {
+            return;
+        }
+        let pg_ctl = "/usr/lib/postgresql/15/bin/pg_ctl";
+        let pgdata = self.0.to_string_lossy().to_string();
+        let args = ["-D", pgdata.as_str(), "-m", "immediate", "-w", "stop"];
+        let _ = if unsafe { libc::geteuid() } == 0 {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--", pg_ctl])
+                .args(args)
+                .output()
+        } else {
+            Command::new(pg_ctl).args(args).output()
+        };
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -250,6 +272,7 @@ async fn readiness_follows_the_database_and_health_does_not() {
     let pg = EmbeddedPostgres::start(&dir, None, Durability::Durable)
         .await
         .unwrap();
+    let _stop = StopClusterOnDrop(pg.pgdata().to_path_buf());
     cityos::db::ensure_database(&pg.url("postgres"), "cityos")
         .await
         .unwrap();
