@@ -65,7 +65,18 @@ fn write_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> WriteEnv<'a> {
     }
 }
 
-/// Drops this instance's caches a committed write to `decl` made stale.
+/// Commits a write and drops this instance's caches it made stale (other instances hear the
+/// database's NOTIFY): one place, so no write route can forget the second half.
+async fn commit(
+    state: &AppState,
+    decl: &CollectionDecl,
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+) -> Result<(), ApiError> {
+    tx.commit().await?;
+    after_commit(state, decl);
+    Ok(())
+}
+
 fn after_commit(state: &AppState, decl: &CollectionDecl) {
     use crate::collections::decl::CacheKind;
     for kind in decl.invalidates {
@@ -160,8 +171,7 @@ async fn create(
     let body = body_object(&headers, body)?;
     let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let doc = write::create(&mut tx, &write_env(&state, &ctx), decl, body, &params).await?;
-    tx.commit().await?;
-    after_commit(&state, decl);
+    commit(&state, decl, tx).await?;
     let message = format!("{} successfully created.", decl.singular);
     Ok((StatusCode::CREATED, Json(json!({"doc": doc, "message": message}))).into_response())
 }
@@ -179,8 +189,7 @@ async fn update(
     let body = body_object(&headers, body)?;
     let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let doc = write::update_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, body, &params).await?;
-    tx.commit().await?;
-    after_commit(&state, decl);
+    commit(&state, decl, tx).await?;
     Ok(Json(json!({"doc": doc, "message": "Updated successfully."})).into_response())
 }
 
@@ -194,8 +203,7 @@ async fn delete(
     let params = FindParams::from_tree(&tree)?;
     let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let doc = write::delete_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, &params).await?;
-    tx.commit().await?;
-    after_commit(&state, decl);
+    commit(&state, decl, tx).await?;
     Ok(Json(json!({"doc": doc, "message": "Deleted successfully."})).into_response())
 }
 
@@ -277,8 +285,7 @@ async fn bulk(
         };
         match result {
             Ok(doc) => {
-                tx.commit().await?;
-                after_commit(state, decl);
+                commit(state, decl, tx).await?;
                 docs.push(doc);
             }
             Err(e) => {

@@ -27,7 +27,7 @@ pub async fn demo(pool: &PgPool, admin_email: &str, admin_password: &str) -> any
     })
 }
 
-/// Loads 50 tenants with 400 pages each (requires the demo hierarchy).
+/// Loads 50 tenants with 400 pages each (the SQL creates the hierarchy it hangs under when missing).
 pub async fn bench(pool: &PgPool) -> anyhow::Result<()> {
     sqlx::raw_sql(BENCH_SQL)
         .execute(pool)

@@ -110,16 +110,6 @@ pub async fn resolve(
     query: &str,
     principal: &Principal,
 ) -> Result<TenantContext, ApiError> {
-    let ctx = resolve_source(state, headers, query, principal).await?;
-    Ok(ctx)
-}
-
-async fn resolve_source(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: &str,
-    principal: &Principal,
-) -> Result<TenantContext, ApiError> {
     let super_admin = principal.is_super_admin();
     let guard_status = |status: &str| -> Result<(), ApiError> {
         if status == "suspended" && !super_admin {

@@ -5,7 +5,6 @@ use serde_json::{Map, Value};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::auth::principal::Principal;
 use crate::collections::access::{authorize, may_write_in_tenant, Action, Decision, RowFilter};
 use crate::collections::decl::{ChildKind, CollectionDecl, Default, Field, Kind};
 use crate::collections::engine::audit::{self, AuditEntry};
@@ -13,7 +12,7 @@ use crate::collections::engine::params::FindParams;
 use crate::collections::engine::query::{push_cond, Compiler, Cond};
 use crate::collections::engine::read::{self, ReadEnv};
 use crate::collections::engine::validate::{self, WriteVal, INVALID_SELECTION, UNIQUE};
-use crate::collections::hooks::{ChangeCtx, ChangeEvent};
+use crate::collections::hooks::{AfterChange, ChangeCtx, ChangeEvent};
 use crate::crypto::FieldCipher;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::CallContext;
@@ -55,7 +54,7 @@ pub async fn create(
     let (values, mut errors) = validate::check(decl, &data, &data);
     errors.extend(hook_error);
     check_tenant(decl, env, &values, Action::Create, &mut errors);
-    check_relations(conn, env, decl, &values, &mut errors).await?;
+    check_relations(conn, env, &values, &mut errors).await?;
     if !errors.is_empty() {
         return Err(ApiError::validation(decl.slug, None, errors));
     }
@@ -78,22 +77,24 @@ pub async fn create(
         .await
         .map_err(|e| map_db_error(decl, None, e))?;
     let tenant_of_row = tenant_value(decl, &values, Some(id));
-    write_children(conn, decl, id, tenant_of_row, &values)
+    write_children(conn, id, tenant_of_row, &values)
         .await
         .map_err(|e| map_db_error(decl, None, e))?;
 
     let after = read_flat(conn, decl, id).await?;
-    if let Some(hook) = decl.hooks.after_change {
-        let event = ChangeEvent {
+    fire(
+        conn,
+        decl.hooks.after_change,
+        ChangeEvent {
             action: Action::Create,
             collection: decl.slug,
             id,
             tenant: tenant_of_row,
             before: None,
             after: Some(&after),
-        };
-        hook(conn, &event).await?;
-    }
+        },
+    )
+    .await?;
     audit::record(
         conn,
         &AuditEntry::change(
@@ -112,6 +113,18 @@ pub async fn create(
         d.extend(reveal);
     }
     Ok(doc)
+}
+
+/// Runs an `after_change`/`after_delete` hook, when the declaration has one, in the write's transaction.
+async fn fire(
+    conn: &mut PgConnection,
+    hook: Option<AfterChange>,
+    event: ChangeEvent<'_>,
+) -> Result<(), ApiError> {
+    match hook {
+        Some(hook) => hook(conn, &event).await,
+        None => Ok(()),
+    }
 }
 
 /// The update or delete target, checked against the caller's access.
@@ -185,7 +198,7 @@ pub async fn update_by_id(
     let (values, mut errors) = validate::check(decl, &patch, &merged);
     errors.extend(hook_error);
     check_tenant(decl, env, &values, Action::Update, &mut errors);
-    check_relations(conn, env, decl, &values, &mut errors).await?;
+    check_relations(conn, env, &values, &mut errors).await?;
     if !errors.is_empty() {
         return Err(ApiError::validation(decl.slug, Some(id.to_string()), errors));
     }
@@ -208,21 +221,23 @@ pub async fn update_by_id(
             .map_err(|e| map_db_error(decl, Some(id), e))?;
     }
     let tenant = tenant_value(decl, &values, Some(id)).or_else(|| uuid_of(before.get("tenant")));
-    write_children(conn, decl, id, tenant, &values)
+    write_children(conn, id, tenant, &values)
         .await
         .map_err(|e| map_db_error(decl, Some(id), e))?;
     let after = read_flat(conn, decl, id).await?;
-    if let Some(hook) = decl.hooks.after_change {
-        let event = ChangeEvent {
+    fire(
+        conn,
+        decl.hooks.after_change,
+        ChangeEvent {
             action: Action::Update,
             collection: decl.slug,
             id,
             tenant,
             before: Some(&before),
             after: Some(&after),
-        };
-        hook(conn, &event).await?;
-    }
+        },
+    )
+    .await?;
     audit::record(
         conn,
         &AuditEntry::change(
@@ -266,17 +281,19 @@ pub async fn delete_by_id(
     } else {
         uuid_of(before.get("tenant"))
     };
-    if let Some(hook) = decl.hooks.after_delete {
-        let event = ChangeEvent {
+    fire(
+        conn,
+        decl.hooks.after_delete,
+        ChangeEvent {
             action: Action::Delete,
             collection: decl.slug,
             id,
             tenant,
             before: Some(&before),
             after: None,
-        };
-        hook(conn, &event).await?;
-    }
+        },
+    )
+    .await?;
     audit::record(
         conn,
         &AuditEntry::change(
@@ -302,7 +319,7 @@ pub async fn bulk_targets(
     where_: &Value,
     limit: i64,
 ) -> Result<Vec<Uuid>, ApiError> {
-    let mut compiler = Compiler::new(env.registry, matches!(env.principal, Principal::Anonymous));
+    let mut compiler = Compiler::new(env.registry, env.public_only());
     let access = read::access_cond(&mut compiler, env, decl, "t0", action)?;
     let filter = compiler.compile(decl, "t0", where_)?;
     let mut qb = QueryBuilder::<Postgres>::new("SELECT t0.id FROM ");
@@ -384,7 +401,6 @@ fn check_tenant(
 async fn check_relations(
     conn: &mut PgConnection,
     env: &WriteEnv<'_>,
-    decl: &'static CollectionDecl,
     values: &[(&'static Field, WriteVal)],
     errors: &mut Vec<FieldError>,
 ) -> Result<(), ApiError> {
@@ -422,7 +438,6 @@ async fn check_relations(
             }
         }
     }
-    let _ = decl;
     Ok(())
 }
 
@@ -525,7 +540,6 @@ fn tenant_value(
 /// Replaces the child-table rows of the array fields present in the write.
 async fn write_children(
     conn: &mut PgConnection,
-    decl: &CollectionDecl,
     owner: Uuid,
     tenant: Option<Uuid>,
     values: &[(&'static Field, WriteVal)],
@@ -615,7 +629,6 @@ async fn write_children(
             qb.build().execute(&mut *conn).await?;
         }
     }
-    let _ = decl;
     Ok(())
 }
 
