@@ -35,6 +35,8 @@ pub struct AppState {
     pub role_map: Arc<crate::auth::keycloak::RoleMap>,
     pub principals: Arc<crate::notify::NotifiedCache<crate::auth::CachedAuth>>,
     pub hosts: Arc<crate::tenancy::resolve::HostDirectory>,
+    /// Where uploaded files live (local disk or S3).
+    pub media: Arc<crate::media::storage::Storage>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -154,6 +156,10 @@ impl AppState {
                     .unwrap_or_default(),
             ),
             cipher,
+            media: Arc::new(crate::media::storage::Storage::from_config(
+                &config.media,
+                &config.s3,
+            )),
             pool,
             registry: Arc::new(Registry::new()),
             auth,
@@ -170,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(http::health::ready))
         .merge(crate::auth::routes::router())
         .merge(crate::collections::routes::router())
+        .merge(crate::media::routes::router())
         .fallback(api_not_found)
         // Payload answers an unsupported method with the same route-not-found 404.
         .method_not_allowed_fallback(api_not_found)
