@@ -436,7 +436,8 @@ async fn serve_file(
     if name.is_empty() || name.contains('/') {
         return Err(ApiError::NotFound);
     }
-    let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+    let db_scope = scope(&ctx);
+    let mut tx = crate::db::scope::begin(&state.pool, &db_scope).await?;
     type Row = (Uuid, String, String, String, i64, Value, Option<String>);
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, storage_key, filename, mime_type, filesize, sizes, sha256 FROM media \
@@ -446,7 +447,7 @@ async fn serve_file(
     )
     .bind(name)
     .bind(tenant)
-    .bind(ctx.tenant.tenant_id)
+    .bind(db_scope.tenant_id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((id, key, filename, mime, filesize, sizes, sha)) = row else {

@@ -6,6 +6,7 @@
 //! way `cityos serve` does; `./run test` stops it afterwards.
 #![allow(dead_code)]
 
+pub mod media;
 pub mod oidc;
 pub mod schema_spec;
 
