@@ -160,17 +160,6 @@ impl S3Server {
         assert!(res.status().is_success(), "create bucket: {}", res.status());
     }
 
-    /// An object's bytes straight from the bucket (moto does not check signatures), or the status.
-    pub async fn object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, u16> {
-        let url = format!("{}/{bucket}/{}", self.endpoint, key);
-        let res = reqwest::Client::new().get(url).send().await.unwrap();
-        if res.status().is_success() {
-            Ok(res.bytes().await.unwrap().to_vec())
-        } else {
-            Err(res.status().as_u16())
-        }
-    }
-
     /// The orchestrator's environment for this server and bucket.
     pub fn env(&self, bucket: &str) -> Vec<(String, String)> {
         vec![
