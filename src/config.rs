@@ -151,18 +151,22 @@ pub fn parse_image_sizes(raw: &str) -> Result<Vec<ImageSize>, String> {
             let (width, height) = (w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?);
             let name = name.trim();
             let ok_name = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            (ok_name && (1..=10_000).contains(&width) && (1..=10_000).contains(&height)).then(|| {
-                ImageSize {
-                    name: name.to_string(),
-                    width,
-                    height,
-                }
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            (ok_name && (1..=10_000).contains(&width) && (1..=10_000).contains(&height)).then(|| ImageSize {
+                name: name.to_string(),
+                width,
+                height,
             })
         });
         match parsed {
             Some(size) if !out.iter().any(|s| s.name == size.name) => out.push(size),
-            _ => return Err(format!("{item:?} is not name:WIDTHxHEIGHT (unique names, 1-10000 px)")),
+            _ => {
+                return Err(format!(
+                    "{item:?} is not name:WIDTHxHEIGHT (unique names, 1-10000 px)"
+                ))
+            }
         }
     }
     Ok(out)

@@ -34,13 +34,18 @@ impl Drop for Env {
 }
 
 async fn media_rows(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM media").fetch_one(&app.pool).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM media")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
 }
 
 /// Every regular file under `dir` (staging included), relative.
 fn files_under(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -78,7 +83,15 @@ async fn fetch(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Respo
 
 async fn create_ok(app: &TestApp, token: &str, name: &str, bytes: &[u8], alt: &str) -> Value {
     let (status, body) = json(
-        upload(app, Method::POST, "/api/media", Some(token), json!({"alt": alt}), Some((name, bytes))).await,
+        upload(
+            app,
+            Method::POST,
+            "/api/media",
+            Some(token),
+            json!({"alt": alt}),
+            Some((name, bytes)),
+        )
+        .await,
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -89,7 +102,9 @@ async fn create_ok(app: &TestApp, token: &str, name: &str, bytes: &[u8], alt: &s
 async fn upload_then_fetch_gives_the_same_bytes_and_payloads_document() {
     let env = start(&[("MEDIA_IMAGE_SIZES", "none")]).await;
     let app = &env.app;
-    let editor = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
     let bytes = png(40, 30);
     let res = upload(
         app,
@@ -112,19 +127,31 @@ async fn upload_then_fetch_gives_the_same_bytes_and_payloads_document() {
     assert_eq!(doc["alt"], "Our logo");
     assert_eq!(doc["caption"], "Spring");
     assert_eq!(doc["tenant"], FASHIONISTA);
-    assert!(doc.get("storageKey").is_none() && doc.get("sha256").is_none(), "server-only columns stay hidden");
+    assert!(
+        doc.get("storageKey").is_none() && doc.get("sha256").is_none(),
+        "server-only columns stay hidden"
+    );
     let id = doc["id"].as_str().unwrap();
     let url = url_of(doc);
     assert_eq!(url, format!("/api/media/file/{FASHIONISTA}/logo.png"));
-    assert!(doc["url"].as_str().unwrap().ends_with(&url), "absolute under APP_URL");
+    assert!(
+        doc["url"].as_str().unwrap().ends_with(&url),
+        "absolute under APP_URL"
+    );
 
     // Stored under the tenant's prefix and the document's id.
-    assert_eq!(files_under(&env.dir), vec![format!("{FASHIONISTA}/{id}/logo.png")]);
+    assert_eq!(
+        files_under(&env.dir),
+        vec![format!("{FASHIONISTA}/{id}/logo.png")]
+    );
 
     let res = fetch(app, &url, Some(&editor)).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/png");
-    assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("sandbox"));
+    assert!(res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.bytes().await.unwrap().to_vec(), bytes);
 
@@ -138,7 +165,10 @@ async fn upload_then_fetch_gives_the_same_bytes_and_payloads_document() {
         .await
         .unwrap();
     assert_eq!(res.status(), 206);
-    assert_eq!(res.headers()["content-range"], format!("bytes 8-15/{}", bytes.len()));
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes 8-15/{}", bytes.len())
+    );
     assert_eq!(res.bytes().await.unwrap().to_vec(), bytes[8..16].to_vec());
 
     // The one-segment form works inside the tenant's context.
@@ -153,8 +183,13 @@ async fn upload_then_fetch_gives_the_same_bytes_and_payloads_document() {
 
     // A JSON create has no file: Payload's 400.
     let (status, body) = json(
-        app.send(Method::POST, "/api/media", Some(&editor), Some(json!({"alt": "x"})))
-            .await,
+        app.send(
+            Method::POST,
+            "/api/media",
+            Some(&editor),
+            Some(json!({"alt": "x"})),
+        )
+        .await,
     )
     .await;
     assert_eq!(status, 400);
@@ -197,7 +232,9 @@ async fn width_and_height_for_png_jpeg_and_webp() {
 async fn same_name_in_two_tenants_and_a_clash_inside_one() {
     let env = start(&[("MEDIA_IMAGE_SIZES", "none")]).await;
     let app = &env.app;
-    let fa = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let fa = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
     let re = app.member("ed@riyadh.test", RIYADH_EATS, &["tenant_admin"]).await;
     let (one, two, three) = (png(10, 10), png(20, 20), png(30, 30));
     let a = create_ok(app, &fa, "logo.png", &one, "a").await;
@@ -206,7 +243,10 @@ async fn same_name_in_two_tenants_and_a_clash_inside_one() {
     assert_eq!(b["filename"], "logo.png", "another tenant keeps its own name");
     assert_ne!(url_of(&a), url_of(&b));
     let a2 = create_ok(app, &fa, "logo.png", &three, "a2").await;
-    assert_eq!(a2["filename"], "logo-1.png", "a clash in one tenant gets a suffix");
+    assert_eq!(
+        a2["filename"], "logo-1.png",
+        "a clash in one tenant gets a suffix"
+    );
     let a3 = create_ok(app, &fa, "logo.png", &three, "a3").await;
     assert_eq!(a3["filename"], "logo-2.png");
     // Nothing was overwritten.
@@ -221,7 +261,9 @@ async fn same_name_in_two_tenants_and_a_clash_inside_one() {
 async fn disguised_types_svg_and_traversal_names() {
     let env = start(&[("MEDIA_IMAGE_SIZES", "none")]).await;
     let app = &env.app;
-    let editor = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
     let html = b"<!doctype html><script>alert(document.cookie)</script>".to_vec();
     let exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff".to_vec();
     let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>".to_vec();
@@ -232,14 +274,26 @@ async fn disguised_types_svg_and_traversal_names() {
         ("icon.svg", &svg),
         ("invoice.pdf", &png_bytes),
     ] {
-        let res = upload(app, Method::POST, "/api/media", Some(&editor), json!({"alt": "x"}), Some((name, bytes))).await;
+        let res = upload(
+            app,
+            Method::POST,
+            "/api/media",
+            Some(&editor),
+            json!({"alt": "x"}),
+            Some((name, bytes)),
+        )
+        .await;
         let (status, body) = json(res).await;
         assert_eq!(status, 400, "{name}: {body}");
         assert_eq!(body["errors"][0]["name"], "ValidationError", "{name}");
         assert_eq!(body["errors"][0]["data"]["errors"][0]["path"], "file", "{name}");
     }
     assert_eq!(media_rows(app).await, 0);
-    assert!(files_under(&env.dir).is_empty(), "refused uploads leave no file: {:?}", files_under(&env.dir));
+    assert!(
+        files_under(&env.dir).is_empty(),
+        "refused uploads leave no file: {:?}",
+        files_under(&env.dir)
+    );
 
     let doc = create_ok(app, &editor, "../../etc/passwd", &png_bytes, "t").await;
     assert_eq!(doc["filename"], "passwd.png");
@@ -247,11 +301,21 @@ async fn disguised_types_svg_and_traversal_names() {
     assert_eq!(doc2["filename"], "x-y-.png");
     let files = files_under(&env.dir);
     assert_eq!(files.len(), 2);
-    assert!(files.iter().all(|f| f.starts_with(FASHIONISTA) && !f.contains("..")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f.starts_with(FASHIONISTA) && !f.contains("..")),
+        "{files:?}"
+    );
     let res = fetch(app, &url_of(&doc), Some(&editor)).await;
     assert_eq!(res.status(), 200);
     // A traversal in the file URL finds nothing.
-    let res = fetch(app, &format!("/api/media/file/{FASHIONISTA}/..%2F..%2Fetc%2Fpasswd"), Some(&editor)).await;
+    let res = fetch(
+        app,
+        &format!("/api/media/file/{FASHIONISTA}/..%2F..%2Fetc%2Fpasswd"),
+        Some(&editor),
+    )
+    .await;
     assert_eq!(res.status(), 404);
 }
 
@@ -259,8 +323,18 @@ async fn disguised_types_svg_and_traversal_names() {
 async fn over_the_size_limit_is_413_and_leaves_nothing() {
     let env = start(&[("MEDIA_MAX_BYTES", "5000"), ("MEDIA_IMAGE_SIZES", "none")]).await;
     let app = &env.app;
-    let editor = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
-    let res = upload(app, Method::POST, "/api/media", Some(&editor), json!({"alt": "big"}), Some(("big.pdf", &pdf(6000)))).await;
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
+    let res = upload(
+        app,
+        Method::POST,
+        "/api/media",
+        Some(&editor),
+        json!({"alt": "big"}),
+        Some(("big.pdf", &pdf(6000))),
+    )
+    .await;
     let (status, body) = json(res).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["errors"][0]["message"], "Request Entity Too Large");
@@ -274,13 +348,23 @@ async fn over_the_size_limit_is_413_and_leaves_nothing() {
 async fn delete_removes_the_object_and_patch_replaces_the_file() {
     let env = start(&[("MEDIA_IMAGE_SIZES", "none")]).await;
     let app = &env.app;
-    let editor = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
     let first = png(10, 10);
     let doc = create_ok(app, &editor, "hero.png", &first, "hero").await;
     let id = doc["id"].as_str().unwrap().to_string();
 
     // PATCH with fields only (multipart without a file).
-    let res = upload(app, Method::PATCH, &format!("/api/media/{id}"), Some(&editor), json!({"alt": "new alt"}), None).await;
+    let res = upload(
+        app,
+        Method::PATCH,
+        &format!("/api/media/{id}"),
+        Some(&editor),
+        json!({"alt": "new alt"}),
+        None,
+    )
+    .await;
     let (status, body) = json(res).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["doc"]["alt"], "new alt");
@@ -288,13 +372,24 @@ async fn delete_removes_the_object_and_patch_replaces_the_file() {
 
     // PATCH with a new file: new bytes, new size, the old object gone.
     let second = jpeg(64, 48);
-    let res = upload(app, Method::PATCH, &format!("/api/media/{id}"), Some(&editor), json!({}), Some(("hero.jpg", &second))).await;
+    let res = upload(
+        app,
+        Method::PATCH,
+        &format!("/api/media/{id}"),
+        Some(&editor),
+        json!({}),
+        Some(("hero.jpg", &second)),
+    )
+    .await;
     let (status, body) = json(res).await;
     assert_eq!(status, 200, "{body}");
     let doc = &body["doc"];
     assert_eq!(doc["filename"], "hero.jpg");
     assert_eq!(doc["mimeType"], "image/jpeg");
-    assert_eq!((doc["width"].as_i64(), doc["height"].as_i64()), (Some(64), Some(48)));
+    assert_eq!(
+        (doc["width"].as_i64(), doc["height"].as_i64()),
+        (Some(64), Some(48))
+    );
     assert_eq!(doc["alt"], "new alt");
     let files = files_under(&env.dir);
     assert_eq!(files.len(), 1, "{files:?}");
@@ -302,7 +397,11 @@ async fn delete_removes_the_object_and_patch_replaces_the_file() {
     let res = fetch(app, &url_of(doc), Some(&editor)).await;
     assert_eq!(res.bytes().await.unwrap().to_vec(), second);
 
-    let (status, body) = json(app.send(Method::DELETE, &format!("/api/media/{id}"), Some(&editor), None).await).await;
+    let (status, body) = json(
+        app.send(Method::DELETE, &format!("/api/media/{id}"), Some(&editor), None)
+            .await,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(files_under(&env.dir).is_empty(), "{:?}", files_under(&env.dir));
     assert_eq!(fetch(app, &url_of(doc), Some(&editor)).await.status(), 404);
@@ -313,7 +412,9 @@ async fn delete_removes_the_object_and_patch_replaces_the_file() {
 async fn another_tenants_media_is_not_served() {
     let env = start(&[("MEDIA_IMAGE_SIZES", "none")]).await;
     let app = &env.app;
-    let fa = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let fa = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
     let re = app.member("ed@riyadh.test", RIYADH_EATS, &["tenant_admin"]).await;
     let doc = create_ok(app, &fa, "secret.png", &png(9, 9), "internal").await;
     let id = doc["id"].as_str().unwrap();
@@ -321,17 +422,39 @@ async fn another_tenants_media_is_not_served() {
     // Another tenant's member: neither the document nor the file.
     assert_eq!(app.get_as(&format!("/api/media/{id}"), &re).await.status(), 404);
     assert_eq!(fetch(app, &url, Some(&re)).await.status(), 404);
-    assert_eq!(fetch(app, "/api/media/file/secret.png", Some(&re)).await.status(), 404);
+    assert_eq!(
+        fetch(app, "/api/media/file/secret.png", Some(&re)).await.status(),
+        404
+    );
     // Nor anonymous callers without the tenant's context.
     assert_eq!(app.get(&format!("/api/media/{id}")).await.status(), 404);
     assert_eq!(fetch(app, &url, None).await.status(), 404);
     // The other tenant cannot replace or delete it either.
-    let res = upload(app, Method::PATCH, &format!("/api/media/{id}"), Some(&re), json!({}), Some(("x.png", &png(5, 5)))).await;
+    let res = upload(
+        app,
+        Method::PATCH,
+        &format!("/api/media/{id}"),
+        Some(&re),
+        json!({}),
+        Some(("x.png", &png(5, 5))),
+    )
+    .await;
     assert!(matches!(res.status().as_u16(), 403 | 404), "{}", res.status());
-    let status = app.send(Method::DELETE, &format!("/api/media/{id}"), Some(&re), None).await.status();
+    let status = app
+        .send(Method::DELETE, &format!("/api/media/{id}"), Some(&re), None)
+        .await
+        .status();
     assert!(matches!(status.as_u16(), 403 | 404), "{status}");
     // An anonymous upload is refused before the body is read.
-    let res = upload(app, Method::POST, "/api/media", None, json!({"alt": "x"}), Some(("x.png", &png(5, 5)))).await;
+    let res = upload(
+        app,
+        Method::POST,
+        "/api/media",
+        None,
+        json!({"alt": "x"}),
+        Some(("x.png", &png(5, 5))),
+    )
+    .await;
     assert_eq!(res.status(), 403);
     // The owner still gets the original bytes.
     assert_eq!(fetch(app, &url, Some(&fa)).await.status(), 200);
@@ -346,8 +469,18 @@ async fn storage_down_is_503_and_leaves_no_row() {
     let dir = blocker.join("media");
     let url = common::fresh_database().await;
     let app = TestApp::spawn_on(&url, &[("MEDIA_DIR", &dir.to_string_lossy())]).await;
-    let editor = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
-    let res = upload(&app, Method::POST, "/api/media", Some(&editor), json!({"alt": "x"}), Some(("a.png", &png(4, 4)))).await;
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
+    let res = upload(
+        &app,
+        Method::POST,
+        "/api/media",
+        Some(&editor),
+        json!({"alt": "x"}),
+        Some(("a.png", &png(4, 4))),
+    )
+    .await;
     let (status, body) = json(res).await;
     assert_eq!(status, 503, "{body}");
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("storage"));
@@ -357,9 +490,15 @@ async fn storage_down_is_503_and_leaves_no_row() {
 
 #[tokio::test]
 async fn resized_sizes_as_payload_reports_them() {
-    let env = start(&[("MEDIA_IMAGE_SIZES", "thumbnail:300x300,card:640x480,feature:1024x576")]).await;
+    let env = start(&[(
+        "MEDIA_IMAGE_SIZES",
+        "thumbnail:300x300,card:640x480,feature:1024x576",
+    )])
+    .await;
     let app = &env.app;
-    let editor = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
     let doc = create_ok(app, &editor, "banner.png", &png(800, 600), "banner").await;
     let sizes = &doc["sizes"];
     assert_eq!(sizes["thumbnail"]["width"], 300);
@@ -368,20 +507,36 @@ async fn resized_sizes_as_payload_reports_them() {
     assert_eq!(sizes["thumbnail"]["mimeType"], "image/png");
     assert_eq!(sizes["card"]["filename"], "banner-640x480.png");
     for k in ["url", "width", "height", "mimeType", "filesize", "filename"] {
-        assert!(sizes["feature"][k].is_null(), "a size larger than the original is skipped: {k}");
+        assert!(
+            sizes["feature"][k].is_null(),
+            "a size larger than the original is skipped: {k}"
+        );
     }
     assert_eq!(doc["thumbnailURL"], sizes["thumbnail"]["url"]);
-    let res = fetch(app, &path_of(doc["thumbnailURL"].as_str().unwrap()), Some(&editor)).await;
+    let res = fetch(
+        app,
+        &path_of(doc["thumbnailURL"].as_str().unwrap()),
+        Some(&editor),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/png");
     let thumb = res.bytes().await.unwrap().to_vec();
-    assert_eq!(thumb.len() as u64, sizes["thumbnail"]["filesize"].as_u64().unwrap());
+    assert_eq!(
+        thumb.len() as u64,
+        sizes["thumbnail"]["filesize"].as_u64().unwrap()
+    );
     let dims = imagesize::blob_size(&thumb).unwrap();
     assert_eq!((dims.width, dims.height), (300, 300));
     assert_eq!(files_under(&env.dir).len(), 3);
     // Deleting the document removes every variant.
     let id = doc["id"].as_str().unwrap();
-    assert_eq!(app.send(Method::DELETE, &format!("/api/media/{id}"), Some(&editor), None).await.status(), 200);
+    assert_eq!(
+        app.send(Method::DELETE, &format!("/api/media/{id}"), Some(&editor), None)
+            .await
+            .status(),
+        200
+    );
     assert!(files_under(&env.dir).is_empty(), "{:?}", files_under(&env.dir));
 }
 
@@ -389,14 +544,19 @@ async fn resized_sizes_as_payload_reports_them() {
 async fn plain_form_fields_are_accepted_and_a_missing_file_is_400() {
     let env = start(&[("MEDIA_IMAGE_SIZES", "none")]).await;
     let app = &env.app;
-    let editor = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
     let bytes = png(6, 6);
     let body = multipart(&[("alt", "from a form field")], Some(("f.png", &bytes)));
     let res = app
         .client
         .post(app.url("/api/media"))
         .header("Authorization", format!("JWT {editor}"))
-        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
         .body(body)
         .send()
         .await
@@ -405,11 +565,27 @@ async fn plain_form_fields_are_accepted_and_a_missing_file_is_400() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["doc"]["alt"], "from a form field");
     // Required fields are the engine's validation, as for any collection.
-    let res = upload(app, Method::POST, "/api/media", Some(&editor), json!({}), Some(("g.png", &bytes))).await;
+    let res = upload(
+        app,
+        Method::POST,
+        "/api/media",
+        Some(&editor),
+        json!({}),
+        Some(("g.png", &bytes)),
+    )
+    .await;
     let (status, body) = json(res).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["errors"][0]["data"]["errors"][0]["path"], "alt");
-    let res = upload(app, Method::POST, "/api/media", Some(&editor), json!({"alt": "x"}), None).await;
+    let res = upload(
+        app,
+        Method::POST,
+        "/api/media",
+        Some(&editor),
+        json!({"alt": "x"}),
+        None,
+    )
+    .await;
     let (status, body) = json(res).await;
     assert_eq!(status, 400);
     assert_eq!(body["errors"][0]["message"], "No files were uploaded.");

@@ -71,12 +71,23 @@ async fn fetch(app: &TestApp, doc: &Value, token: &str) -> reqwest::Response {
 }
 
 async fn media_rows(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM media").fetch_one(&app.pool).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM media")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
 }
 
 async fn create_ok(app: &TestApp, token: &str, name: &str, bytes: &[u8]) -> Value {
     let (status, body) = json(
-        upload(app, Method::POST, "/api/media", Some(token), json!({"alt": name}), Some((name, bytes))).await,
+        upload(
+            app,
+            Method::POST,
+            "/api/media",
+            Some(token),
+            json!({"alt": name}),
+            Some((name, bytes)),
+        )
+        .await,
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -88,14 +99,19 @@ async fn upload_fetch_replace_delete_on_s3() {
     let s3 = S3Server::start().await;
     s3.create_bucket(BUCKET).await;
     let app = start(&s3, &[("MEDIA_IMAGE_SIZES", "thumbnail:300x300")]).await;
-    let fa = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let fa = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
     let re = app.member("ed@riyadh.test", RIYADH_EATS, &["tenant_admin"]).await;
 
     let (one, two) = (png(400, 320), png(12, 12));
     let a = create_ok(&app, &fa, "logo.png", &one).await;
     let b = create_ok(&app, &re, "logo.png", &two).await;
     let a2 = create_ok(&app, &fa, "logo.png", &two).await;
-    assert_eq!((a["width"].as_i64(), a["height"].as_i64()), (Some(400), Some(320)));
+    assert_eq!(
+        (a["width"].as_i64(), a["height"].as_i64()),
+        (Some(400), Some(320))
+    );
     assert_eq!(a["filename"], "logo.png");
     assert_eq!(b["filename"], "logo.png");
     assert_eq!(a2["filename"], "logo-1.png");
@@ -151,20 +167,37 @@ async fn upload_fetch_replace_delete_on_s3() {
 
     // Replace the file: new object, old ones gone.
     let new = jpeg(50, 40);
-    let res = upload(&app, Method::PATCH, &format!("/api/media/{ida}"), Some(&fa), json!({}), Some(("new.jpg", &new))).await;
+    let res = upload(
+        &app,
+        Method::PATCH,
+        &format!("/api/media/{ida}"),
+        Some(&fa),
+        json!({}),
+        Some(("new.jpg", &new)),
+    )
+    .await;
     let (status, body) = json(res).await;
     assert_eq!(status, 200, "{body}");
     let replaced = &body["doc"];
     assert_eq!(replaced["filename"], "new.jpg");
-    assert_eq!(fetch(&app, replaced, &fa).await.bytes().await.unwrap().to_vec(), new);
+    assert_eq!(
+        fetch(&app, replaced, &fa).await.bytes().await.unwrap().to_vec(),
+        new
+    );
     let now = keys(&s3).await;
-    assert!(!now.iter().any(|k| k.ends_with("/logo.png") && k.starts_with(FASHIONISTA)), "{now:?}");
+    assert!(
+        !now.iter()
+            .any(|k| k.ends_with("/logo.png") && k.starts_with(FASHIONISTA)),
+        "{now:?}"
+    );
     assert!(!now.iter().any(|k| k.ends_with("logo-300x300.png")), "{now:?}");
     assert!(now.iter().any(|k| k.ends_with("/new.jpg")), "{now:?}");
 
     // Delete removes the object.
     for (id, token) in [(ida, &fa), (idb, &re), (ida2, &fa)] {
-        let res = app.send(Method::DELETE, &format!("/api/media/{id}"), Some(token), None).await;
+        let res = app
+            .send(Method::DELETE, &format!("/api/media/{id}"), Some(token), None)
+            .await;
         assert_eq!(res.status(), 200);
     }
     assert_eq!(keys(&s3).await, Vec::<String>::new());
@@ -191,13 +224,28 @@ async fn storage_down_is_503_with_no_orphan_row() {
         ],
     )
     .await;
-    let fa = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
-    let res = upload(&app, Method::POST, "/api/media", Some(&fa), json!({"alt": "x"}), Some(("a.pdf", &pdf(3000)))).await;
+    let fa = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
+    let res = upload(
+        &app,
+        Method::POST,
+        "/api/media",
+        Some(&fa),
+        json!({"alt": "x"}),
+        Some(("a.pdf", &pdf(3000))),
+    )
+    .await;
     let (status, body) = json(res).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["errors"][0]["message"], "Media storage is unavailable. Try again later.");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Media storage is unavailable. Try again later."
+    );
     assert_eq!(media_rows(&app).await, 0);
-    let staged = std::fs::read_dir(staging.join(".incoming")).map(|d| d.count()).unwrap_or(0);
+    let staged = std::fs::read_dir(staging.join(".incoming"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(staged, 0, "the staging file is gone too");
     let _ = std::fs::remove_dir_all(&staging);
 }
@@ -206,9 +254,19 @@ async fn storage_down_is_503_with_no_orphan_row() {
 async fn a_missing_bucket_is_503_too_and_a_failed_commit_removes_the_object() {
     let s3 = S3Server::start().await;
     let app = start(&s3, &[("MEDIA_IMAGE_SIZES", "none")]).await;
-    let fa = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let fa = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
     // No bucket yet.
-    let res = upload(&app, Method::POST, "/api/media", Some(&fa), json!({"alt": "x"}), Some(("a.png", &png(5, 5)))).await;
+    let res = upload(
+        &app,
+        Method::POST,
+        "/api/media",
+        Some(&fa),
+        json!({"alt": "x"}),
+        Some(("a.png", &png(5, 5))),
+    )
+    .await;
     assert_eq!(res.status(), 503);
     assert_eq!(media_rows(&app).await, 0);
 
@@ -223,12 +281,24 @@ async fn a_missing_bucket_is_503_too_and_a_failed_commit_removes_the_object() {
     .execute(&app.pool)
     .await
     .unwrap();
-    let res = upload(&app, Method::POST, "/api/media", Some(&fa), json!({"alt": "x"}), Some(("b.png", &png(5, 5)))).await;
+    let res = upload(
+        &app,
+        Method::POST,
+        "/api/media",
+        Some(&fa),
+        json!({"alt": "x"}),
+        Some(("b.png", &png(5, 5))),
+    )
+    .await;
     let (status, body) = json(res).await;
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["errors"][0]["message"], "Something went wrong.");
     assert_eq!(media_rows(&app).await, 0);
-    assert_eq!(keys(&s3).await, Vec::<String>::new(), "the stored object was removed");
+    assert_eq!(
+        keys(&s3).await,
+        Vec::<String>::new(),
+        "the stored object was removed"
+    );
     sqlx::raw_sql("DROP TRIGGER test_refuse_media ON media")
         .execute(&app.pool)
         .await

@@ -87,7 +87,9 @@ async fn a_20_mb_upload_streams_with_flat_rss() {
         ],
     )
     .await;
-    let editor = app.member("ed@fashionista.test", FASHIONISTA, &["content_editor"]).await;
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
 
     // Reset the peak (VmHWM) to the current RSS, then upload.
     std::fs::write("/proc/self/clear_refs", "5").expect("reset peak RSS");

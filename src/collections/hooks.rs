@@ -370,7 +370,10 @@ mod tests {
         let base = "/api/media/file/50000000-0000-4000-8000-000000000001";
         assert_eq!(doc["url"], format!("{base}/logo.png"));
         assert_eq!(doc["thumbnailURL"], format!("{base}/logo-300x300.png"));
-        assert_eq!(doc["sizes"]["thumbnail"]["url"], format!("{base}/logo-300x300.png"));
+        assert_eq!(
+            doc["sizes"]["thumbnail"]["url"],
+            format!("{base}/logo-300x300.png")
+        );
         assert!(doc["sizes"]["card"]["url"].is_null());
     }
 }

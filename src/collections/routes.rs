@@ -191,7 +191,8 @@ async fn update(
     let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
     let params = FindParams::from_tree(&tree)?;
     if crate::media::is_upload(decl) && crate::media::upload::is_multipart(&headers) {
-        return crate::media::routes::update(&state, &ctx, decl, &id, &params, &headers, req.into_body()).await;
+        return crate::media::routes::update(&state, &ctx, decl, &id, &params, &headers, req.into_body())
+            .await;
     }
     let body = body_object(&headers, Bytes::from_request(req, &state).await)?;
     let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;

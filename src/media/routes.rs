@@ -103,12 +103,7 @@ fn variant_filename(filename: &str, v: &Variant) -> String {
 }
 
 /// The server-set fields of a stored file.
-fn server_fields(
-    state: &AppState,
-    p: &Prepared,
-    filename: &str,
-    key_dir: &str,
-) -> Map<String, Value> {
+fn server_fields(state: &AppState, p: &Prepared, filename: &str, key_dir: &str) -> Map<String, Value> {
     let mut sizes = Map::new();
     for size in &state.config.media.image_sizes {
         let entry = match p.variants.iter().find(|v| v.name == size.name) {
@@ -179,7 +174,10 @@ fn is_filename_clash(e: &ApiError) -> bool {
 fn target_tenant(decl: &CollectionDecl, wenv: &WriteEnv<'_>, fields: &Map<String, Value>) -> Option<Uuid> {
     match fields.get("tenant") {
         Some(Value::String(s)) => Uuid::parse_str(s).ok(),
-        Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()),
+        Some(Value::Object(o)) => o
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok()),
         Some(_) => None,
         None => write::default_tenant(decl, wenv),
     }
@@ -193,7 +191,12 @@ fn key_dir(tenant: Option<Uuid>, object: Uuid) -> String {
 }
 
 /// Writes the original and its variants; on failure removes what was written.
-async fn store(state: &AppState, p: &Prepared, filename: &str, key_dir: &str) -> Result<Vec<String>, ApiError> {
+async fn store(
+    state: &AppState,
+    p: &Prepared,
+    filename: &str,
+    key_dir: &str,
+) -> Result<Vec<String>, ApiError> {
     let mut stored = Vec::new();
     let original = format!("{key_dir}/{filename}");
     let mut result = state
@@ -325,7 +328,17 @@ pub async fn update(
             fields: server_fields(state, &prepared, &filename, &dir),
         };
         let mut attempt = sqlx::Acquire::begin(&mut *tx).await?;
-        match write::update_with(&mut attempt, &wenv, decl, id, received.fields.clone(), server, params).await {
+        match write::update_with(
+            &mut attempt,
+            &wenv,
+            decl,
+            id,
+            received.fields.clone(),
+            server,
+            params,
+        )
+        .await
+        {
             Ok(doc) => {
                 attempt.commit().await?;
                 break (doc, filename);
@@ -454,19 +467,34 @@ async fn serve_file(
         return Err(ApiError::NotFound);
     };
     // The document's own read access (RLS has already hidden other tenants' rows).
-    read::find_by_id(&mut tx, &read_env(&state, &ctx), decl, &id.to_string(), 0, None, None).await?;
+    read::find_by_id(
+        &mut tx,
+        &read_env(&state, &ctx),
+        decl,
+        &id.to_string(),
+        0,
+        None,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     let (key, mime, total, etag) = if filename == name {
         (key, mime, filesize.max(0) as u64, sha)
     } else {
         let size = sizes
             .as_object()
-            .and_then(|s| s.values().find(|v| v.get("filename").and_then(Value::as_str) == Some(name)))
+            .and_then(|s| {
+                s.values()
+                    .find(|v| v.get("filename").and_then(Value::as_str) == Some(name))
+            })
             .ok_or(ApiError::NotFound)?;
         let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
         (
             format!("{dir}/{name}"),
-            size.get("mimeType").and_then(Value::as_str).unwrap_or("application/octet-stream").to_string(),
+            size.get("mimeType")
+                .and_then(Value::as_str)
+                .unwrap_or("application/octet-stream")
+                .to_string(),
             size.get("filesize").and_then(Value::as_u64).unwrap_or(0),
             None,
         )
@@ -495,7 +523,7 @@ async fn serve_file(
     if let Some(r) = range {
         *res.status_mut() = StatusCode::PARTIAL_CONTENT;
         let h = res.headers_mut();
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.len()));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.byte_count()));
         if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{total}", r.start, r.end)) {
             h.insert(header::CONTENT_RANGE, v);
         }
@@ -512,12 +540,20 @@ async fn serve_file(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; img-src 'self'; media-src 'self'; sandbox"),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=0, must-revalidate"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=0, must-revalidate"),
+    );
     if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&format!("\"{}\"", e.trim())).ok()) {
         h.insert(header::ETAG, etag);
     }
-    let encoded: String = form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>().replace('+', "%20");
+    let encoded: String = form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename*=UTF-8''{encoded}")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

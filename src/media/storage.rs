@@ -41,7 +41,7 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
-    pub fn len(&self) -> u64 {
+    pub fn byte_count(&self) -> u64 {
         self.end - self.start + 1
     }
 }
@@ -135,7 +135,7 @@ impl LocalStore {
         file.seek(std::io::SeekFrom::Start(range.start))
             .await
             .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(range.len()), 64 * 1024);
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(range.byte_count()), 64 * 1024);
         Ok(Body::from_stream(stream))
     }
 
@@ -227,9 +227,7 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| {
-                let missing = e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_no_such_key());
+                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key());
                 if missing {
                     StorageError::NotFound
                 } else {

@@ -68,7 +68,11 @@ pub fn is_multipart(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
 }
 
 /// Reads the multipart body: `file` streams to `staging_dir`, `_payload` (a JSON object) and any
@@ -122,10 +126,7 @@ pub async fn receive(
     if let Some(p) = payload {
         plain.extend(p);
     }
-    Ok(Received {
-        fields: plain,
-        file,
-    })
+    Ok(Received { fields: plain, file })
 }
 
 fn multipart_error(e: multer::Error) -> ApiError {
@@ -136,7 +137,11 @@ fn multipart_error(e: multer::Error) -> ApiError {
 }
 
 /// Streams one file part to a staging file, counting bytes and hashing as it goes.
-async fn stage(mut field: multer::Field<'static>, dir: &Path, max_bytes: u64) -> Result<StagedFile, ApiError> {
+async fn stage(
+    mut field: multer::Field<'static>,
+    dir: &Path,
+    max_bytes: u64,
+) -> Result<StagedFile, ApiError> {
     let original_name = field.file_name().unwrap_or("").to_string();
     let storage_down = |e: std::io::Error| {
         ApiError::from(super::storage::StorageError::Unavailable(format!(
@@ -207,8 +212,11 @@ fn extensions_for(mime: &str, sniffed_ext: &str) -> Vec<String> {
 pub fn allowed(mime: &str) -> bool {
     let token = |s: &str| {
         !s.is_empty()
-            && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".+-".contains(c))
+            && s.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".+-".contains(c))
     };
     match mime.split_once('/') {
         Some(("image", sub)) => token(sub) && sub != "svg+xml",
@@ -270,7 +278,9 @@ pub fn sanitize_filename(raw: &str) -> String {
     }
     let trimmed = out.trim().trim_start_matches('.').trim().to_string();
     let (stem, ext) = match trimmed.rsplit_once('.') {
-        Some((s, e)) if !s.is_empty() && !e.is_empty() && e.len() <= 10 => (s.to_string(), Some(e.to_string())),
+        Some((s, e)) if !s.is_empty() && !e.is_empty() && e.len() <= 10 => {
+            (s.to_string(), Some(e.to_string()))
+        }
         _ => (trimmed.clone(), None),
     };
     let stem: String = stem.chars().take(150).collect();
@@ -328,7 +338,9 @@ mod tests {
 
     #[test]
     fn the_type_comes_from_the_bytes() {
-        let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+        let png = [
+            0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+        ];
         assert_eq!(inspect(&png, "logo.png").unwrap().mime, "image/png");
         assert_eq!(inspect(&png, "logo").unwrap().filename, "logo.png");
         assert!(inspect(&png, "logo.pdf").is_err());

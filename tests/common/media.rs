@@ -14,7 +14,8 @@ pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Vec<u8
     let mut body = Vec::new();
     for (name, value) in fields {
         body.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
         );
     }
     if let Some((filename, bytes)) = file {
@@ -46,7 +47,10 @@ pub async fn upload(
     let mut req = app
         .client
         .request(method, app.url(path))
-        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
         .body(body);
     if let Some(t) = token {
         req = req.header("Authorization", format!("JWT {t}"));
@@ -61,19 +65,30 @@ fn encode(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
 }
 
 fn pattern(w: u32, h: u32) -> image::RgbImage {
-    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]))
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    })
 }
 
 pub fn png(w: u32, h: u32) -> Vec<u8> {
-    encode(image::DynamicImage::ImageRgb8(pattern(w, h)), image::ImageFormat::Png)
+    encode(
+        image::DynamicImage::ImageRgb8(pattern(w, h)),
+        image::ImageFormat::Png,
+    )
 }
 
 pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
-    encode(image::DynamicImage::ImageRgb8(pattern(w, h)), image::ImageFormat::Jpeg)
+    encode(
+        image::DynamicImage::ImageRgb8(pattern(w, h)),
+        image::ImageFormat::Jpeg,
+    )
 }
 
 pub fn webp(w: u32, h: u32) -> Vec<u8> {
-    encode(image::DynamicImage::ImageRgba8(image::DynamicImage::ImageRgb8(pattern(w, h)).to_rgba8()), image::ImageFormat::WebP)
+    encode(
+        image::DynamicImage::ImageRgba8(image::DynamicImage::ImageRgb8(pattern(w, h)).to_rgba8()),
+        image::ImageFormat::WebP,
+    )
 }
 
 /// A small PDF-looking file of `n` bytes (sniffed as `application/pdf`).
@@ -84,7 +99,11 @@ pub fn pdf(n: usize) -> Vec<u8> {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A real S3-compatible server (moto_server from `../shared/recipes/s3.sh`), one per test, on a
