@@ -529,6 +529,16 @@ async fn resized_sizes_as_payload_reports_them() {
     let dims = imagesize::blob_size(&thumb).unwrap();
     assert_eq!((dims.width, dims.height), (300, 300));
     assert_eq!(files_under(&env.dir).len(), 3);
+    // The admin's media picker: images of the tenant, with their thumbnails.
+    create_ok(app, &editor, "manual.pdf", &pdf(500), "manual").await;
+    let (status, list) = json(
+        app.get_as("/api/media?where[mimeType][like]=image&depth=0", &editor)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["totalDocs"], 1);
+    assert_eq!(list["docs"][0]["thumbnailURL"], doc["thumbnailURL"]);
     // Deleting the document removes every variant.
     let id = doc["id"].as_str().unwrap();
     assert_eq!(
@@ -537,7 +547,45 @@ async fn resized_sizes_as_payload_reports_them() {
             .status(),
         200
     );
-    assert!(files_under(&env.dir).is_empty(), "{:?}", files_under(&env.dir));
+    assert_eq!(
+        files_under(&env.dir).len(),
+        1,
+        "only the PDF is left: {:?}",
+        files_under(&env.dir)
+    );
+}
+
+#[tokio::test]
+async fn public_media_is_served_to_everyone() {
+    let env = start(&[("MEDIA_IMAGE_SIZES", "none")]).await;
+    let app = &env.app;
+    let admin = app.admin_token().await;
+    let bytes = png(3, 3);
+    // A super admin without a tenant context uploads platform-wide (public) media.
+    let doc = create_ok(app, &admin, "brand.png", &bytes, "brand").await;
+    assert!(doc["tenant"].is_null(), "{doc}");
+    assert_eq!(url_of(&doc), "/api/media/file/brand.png");
+    assert!(files_under(&env.dir)[0].starts_with("public/"));
+    let res = fetch(app, "/api/media/file/brand.png", None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().to_vec(), bytes);
+    // A tenant member may not create public media.
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
+    let res = upload(
+        app,
+        Method::POST,
+        "/api/media",
+        Some(&editor),
+        json!({"alt": "x", "tenant": null}),
+        Some(("p.png", &bytes)),
+    )
+    .await;
+    let (status, body) = json(res).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["data"]["errors"][0]["path"], "tenant");
+    assert_eq!(files_under(&env.dir).len(), 1);
 }
 
 #[tokio::test]
