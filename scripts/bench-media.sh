@@ -85,12 +85,13 @@ throughput() {
   local token="$1" t0 t1 failures
   export BENCH_BASE="$BASE" BENCH_TOKEN="$token" BENCH_PHOTO="$WORK/photo.png"
   t0="$(date +%s.%N)"
-  failures="$(seq 1 "$UPLOADS" | xargs -P "$PARALLEL" -I{} sh -c \
+  seq 1 "$UPLOADS" | xargs -P "$PARALLEL" -I{} sh -c \
     'curl -s -o /dev/null -w "%{http_code}\n" -H "Authorization: JWT $BENCH_TOKEN" \
        -F "_payload={\"alt\":\"bench {}\"}" -F "file=@$BENCH_PHOTO;filename=photo.png" \
-       "$BENCH_BASE/api/media?tenant=fashionista-sa&depth=0"' | grep -vc '^201$' || true)"
+       "$BENCH_BASE/api/media?tenant=fashionista-sa&depth=0"' >"$WORK/codes.txt"
   t1="$(date +%s.%N)"
-  [ "$failures" = 0 ] || log "WARNING: $failures uploads did not answer 201"
+  failures="$(grep -vc '^201$' "$WORK/codes.txt" || true)"
+  [ "$failures" = 0 ] || log "WARNING: $failures uploads did not answer 201: $(sort "$WORK/codes.txt" | uniq -c | tr '\n' ' ')"
   awk -v n="$UPLOADS" -v b="$PHOTO_BYTES" -v t0="$t0" -v t1="$t1" \
     'BEGIN { d = t1 - t0; printf "%.1f %.1f\n", n / d, n * b / d / 1000000 }'
 }

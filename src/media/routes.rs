@@ -249,9 +249,10 @@ pub async fn create(
     let dir = key_dir(tenant, id);
 
     let mut tx = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
-    let mut taken = taken_names(&mut tx, tenant, &prepared.inspected.filename, None).await?;
     let mut attempts = 0;
     let (doc, filename) = loop {
+        // Read afresh on every attempt: a concurrent upload may have committed a name meanwhile.
+        let taken = taken_names(&mut tx, tenant, &prepared.inspected.filename, None).await?;
         let filename = free_name(&prepared.inspected.filename, &taken);
         let server = ServerValues {
             id: Some(id),
@@ -264,10 +265,9 @@ pub async fn create(
                 attempt.commit().await?;
                 break (doc, filename);
             }
-            Err(e) if is_filename_clash(&e) && attempts < 5 => {
+            Err(e) if is_filename_clash(&e) && attempts < 20 => {
                 attempt.rollback().await?;
                 attempts += 1;
-                taken.push(filename);
             }
             Err(e) => return Err(e),
         }
@@ -319,9 +319,9 @@ pub async fn update(
         None => current_tenant,
     };
     let dir = key_dir(tenant, Uuid::now_v7());
-    let mut taken = taken_names(&mut tx, tenant, &prepared.inspected.filename, Some(row_id)).await?;
     let mut attempts = 0;
     let (doc, filename) = loop {
+        let taken = taken_names(&mut tx, tenant, &prepared.inspected.filename, Some(row_id)).await?;
         let filename = free_name(&prepared.inspected.filename, &taken);
         let server = ServerValues {
             id: None,
@@ -343,10 +343,9 @@ pub async fn update(
                 attempt.commit().await?;
                 break (doc, filename);
             }
-            Err(e) if is_filename_clash(&e) && attempts < 5 => {
+            Err(e) if is_filename_clash(&e) && attempts < 20 => {
                 attempt.rollback().await?;
                 attempts += 1;
-                taken.push(filename);
             }
             Err(e) => return Err(e),
         }
