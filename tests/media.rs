@@ -640,3 +640,77 @@ async fn plain_form_fields_are_accepted_and_a_missing_file_is_400() {
     assert_eq!(media_rows(app).await, 1);
     assert_eq!(files_under(&env.dir).len(), 1, "{:?}", files_under(&env.dir));
 }
+
+#[tokio::test]
+async fn concurrent_uploads_of_one_name_get_distinct_names() {
+    let env = start(&[("MEDIA_IMAGE_SIZES", "none")]).await;
+    let app = &env.app;
+    let editor = app
+        .member("ed@fashionista.test", FASHIONISTA, &["content_editor"])
+        .await;
+    let bytes = png(16, 16);
+    let uploads = (0..6).map(|i| {
+        let (editor, bytes) = (editor.clone(), bytes.clone());
+        async move {
+            let res = upload(
+                app,
+                Method::POST,
+                "/api/media",
+                Some(&editor),
+                json!({"alt": format!("n{i}")}),
+                Some(("same.png", &bytes)),
+            )
+            .await;
+            json(res).await
+        }
+    });
+    let results = futures_util::future::join_all(uploads).await;
+    let mut names: Vec<String> = results
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 201, "{body}");
+            body["doc"]["filename"].as_str().unwrap().to_string()
+        })
+        .collect();
+    names.sort();
+    let mut expected = vec!["same.png".to_string()];
+    expected.extend((1..6).map(|n| format!("same-{n}.png")));
+    expected.sort();
+    assert_eq!(names, expected);
+    assert_eq!(files_under(&env.dir).len(), 6);
+}
+
+#[tokio::test]
+async fn the_file_part_may_come_before_the_payload() {
+    let env = start(&[("MEDIA_IMAGE_SIZES", "none")]).await;
+    let app = &env.app;
+    let admin = app.admin_token().await;
+    let bytes = png(7, 5);
+    // The file first, then `_payload` naming the tenant: the key still gets the tenant's prefix.
+    let mut body = multipart(&[], Some(("first.png", &bytes)));
+    body.truncate(body.len() - format!("--{BOUNDARY}--\r\n").len());
+    let payload = json!({"alt": "late payload", "tenant": RIYADH_EATS}).to_string();
+    body.extend_from_slice(
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"_payload\"\r\n\r\n{payload}\r\n--{BOUNDARY}--\r\n")
+            .as_bytes(),
+    );
+    let res = app
+        .client
+        .post(app.url("/api/media"))
+        .header("Authorization", format!("JWT {admin}"))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(res).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["doc"]["tenant"]["id"], RIYADH_EATS, "create populates by default");
+    assert_eq!(url_of(&body["doc"]), format!("/api/media/file/{RIYADH_EATS}/first.png"));
+    assert_eq!(body["doc"]["alt"], "late payload");
+    let files = files_under(&env.dir);
+    assert!(files.len() == 1 && files[0].starts_with(RIYADH_EATS), "{files:?}");
+}
