@@ -99,6 +99,14 @@ impl Application {
                 state.config.keycloak.jwks_refresh_secs.max(1),
             ));
         }
+        // Staging files a crashed process left behind (an hour is far beyond any upload's time).
+        let staging = state.config.media.dir.join(".incoming");
+        tokio::spawn(async move {
+            let removed = crate::media::upload::sweep_staging(&staging, Duration::from_secs(3600)).await;
+            if removed > 0 {
+                tracing::info!(removed, "stale upload staging files removed");
+            }
+        });
         state.key_usage.spawn_flush(
             db.pool.clone(),
             Duration::from_secs(state.config.api_key_usage_flush_secs.max(1)),

@@ -708,9 +708,63 @@ async fn the_file_part_may_come_before_the_payload() {
         .unwrap();
     let (status, body) = json(res).await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["doc"]["tenant"]["id"], RIYADH_EATS, "create populates by default");
-    assert_eq!(url_of(&body["doc"]), format!("/api/media/file/{RIYADH_EATS}/first.png"));
+    assert_eq!(
+        body["doc"]["tenant"]["id"], RIYADH_EATS,
+        "create populates by default"
+    );
+    assert_eq!(
+        url_of(&body["doc"]),
+        format!("/api/media/file/{RIYADH_EATS}/first.png")
+    );
     assert_eq!(body["doc"]["alt"], "late payload");
     let files = files_under(&env.dir);
     assert!(files.len() == 1 && files[0].starts_with(RIYADH_EATS), "{files:?}");
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_removes_its_files() {
+    let env = start(&[("MEDIA_IMAGE_SIZES", "thumbnail:8x8")]).await;
+    let app = &env.app;
+    let admin = app.admin_token().await;
+    let (status, tenant) = json(
+        app.send(
+            Method::POST,
+            "/api/tenants?depth=0",
+            Some(&admin),
+            Some(json!({"handle": "short-lived", "name": "Short Lived", "country": common::SAUDI, "status": "active"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{tenant}");
+    let tenant_id = tenant["doc"]["id"].as_str().unwrap().to_string();
+    let res = upload(
+        app,
+        Method::POST,
+        "/api/media?tenant=short-lived",
+        Some(&admin),
+        json!({"alt": "a"}),
+        Some(("a.png", &png(20, 20))),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let kept = create_ok(app, &admin, "kept.png", &png(4, 4), "public").await;
+    assert_eq!(
+        files_under(&env.dir).len(),
+        3,
+        "original + thumbnail + the public file"
+    );
+    let res = app
+        .send(
+            Method::DELETE,
+            &format!("/api/tenants/{tenant_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let files = files_under(&env.dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with("public/"));
+    assert_eq!(fetch(app, &url_of(&kept), None).await.status(), 200);
 }

@@ -225,6 +225,9 @@ async fn stored_objects(
 ) -> Result<Vec<String>, ApiError> {
     if crate::media::is_upload(decl) {
         crate::media::routes::object_keys(conn, id).await
+    } else if decl.slug == "tenants" {
+        // The tenant's media rows go with it (ON DELETE CASCADE); their files must too.
+        crate::media::routes::tenant_object_keys(conn, id).await
     } else {
         Ok(Vec::new())
     }

@@ -364,13 +364,34 @@ pub async fn object_keys(conn: &mut PgConnection, id: &str) -> Result<Vec<String
     let Ok(id) = Uuid::parse_str(id) else {
         return Ok(Vec::new());
     };
-    let row: Option<(String, Value)> = sqlx::query_as("SELECT storage_key, sizes FROM media WHERE id = $1")
+    let rows: Vec<(String, Value)> = sqlx::query_as("SELECT storage_key, sizes FROM media WHERE id = $1")
         .bind(id)
-        .fetch_optional(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-    let Some((key, sizes)) = row else {
+    Ok(rows
+        .into_iter()
+        .flat_map(|(key, sizes)| keys_of(key, sizes))
+        .collect())
+}
+
+/// The object keys of every media row of a tenant (removed with the tenant).
+pub async fn tenant_object_keys(conn: &mut PgConnection, tenant: &str) -> Result<Vec<String>, ApiError> {
+    let Ok(tenant) = Uuid::parse_str(tenant) else {
         return Ok(Vec::new());
     };
+    let rows: Vec<(String, Value)> =
+        sqlx::query_as("SELECT storage_key, sizes FROM media WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .flat_map(|(key, sizes)| keys_of(key, sizes))
+        .collect())
+}
+
+/// A row's original key and its variants' keys (same directory).
+fn keys_of(key: String, sizes: Value) -> Vec<String> {
     let dir = key.rsplit_once('/').map_or("", |(d, _)| d).to_string();
     let mut keys = vec![key];
     if let Value::Object(sizes) = sizes {
@@ -380,7 +401,7 @@ pub async fn object_keys(conn: &mut PgConnection, id: &str) -> Result<Vec<String
             }
         }
     }
-    Ok(keys)
+    keys
 }
 
 /// Removes the objects of deleted rows (after the commit: a failure leaves an object, never a

@@ -311,9 +311,48 @@ pub fn dimensions(path: &Path, mime: &str) -> Option<(u32, u32)> {
     Some((w, h))
 }
 
+/// Removes staging files older than `age` (left by a process that died mid-upload); returns how
+/// many went. Younger files may belong to uploads in progress (of this or another instance).
+pub async fn sweep_staging(dir: &Path, age: std::time::Duration) -> usize {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let old = entry
+            .metadata()
+            .await
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed >= age);
+        if old && tokio::fs::remove_file(entry.path()).await.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_sweep_removes_only_old_staging_files() {
+        let dir = std::env::temp_dir().join(format!("cityos-sweep-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.part"), b"x").unwrap();
+        assert_eq!(sweep_staging(&dir, std::time::Duration::from_secs(3600)).await, 0);
+        assert!(dir.join("a.part").exists());
+        assert_eq!(sweep_staging(&dir, std::time::Duration::ZERO).await, 1);
+        assert!(!dir.join("a.part").exists());
+        assert_eq!(
+            sweep_staging(&dir.join("missing"), std::time::Duration::ZERO).await,
+            0
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn traversal_and_control_characters_are_removed() {
