@@ -35,6 +35,7 @@ pub struct AppState {
     pub role_map: Arc<crate::auth::keycloak::RoleMap>,
     pub principals: Arc<crate::notify::NotifiedCache<crate::auth::CachedAuth>>,
     pub hosts: Arc<crate::tenancy::resolve::HostDirectory>,
+    pub authz: Arc<crate::authz::Authorizer>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -142,7 +143,10 @@ impl AppState {
         let cipher = Arc::new(crate::crypto::FieldCipher::new(
             config.secrets.payload_secret.expose(),
         ));
+        // Policy files given by CERBOS_POLICY_DIR were loaded once in Config::from_vars.
+        let authz = crate::authz::Authorizer::new(&config.cerbos).expect("policies load");
         AppState {
+            authz: Arc::new(authz),
             tenants: crate::tenancy::cache::TenantDirectory::new(),
             key_usage: crate::auth::api_keys::UsageRecorder::new(),
             principals: crate::notify::NotifiedCache::new(50_000),

@@ -93,6 +93,12 @@ pub struct CerbosConfig {
     pub pdp_url: Option<String>,
     pub api_key: Option<Secret>,
     pub request_timeout_ms: u64,
+    /// When the PDP cannot be reached: decide with the built-in evaluator (false) or refuse (true).
+    pub fail_closed: bool,
+    /// How long a PDP plan is reused for the same principal, kind and action (0 = never).
+    pub plan_cache_ms: u64,
+    /// Read the fallback's policies from here instead of the copy compiled into the binary.
+    pub policy_dir: Option<std::path::PathBuf>,
 }
 
 /// Connection settings of one external system (Medusa, Fleetbase, ERPNext).
@@ -316,7 +322,24 @@ impl Config {
             pdp_url: v.url("CERBOS_PDP_URL"),
             api_key: v.secret("CERBOS_PDP_API_KEY"),
             request_timeout_ms: v.parse("CERBOS_REQUEST_TIMEOUT_MS", 5000, "a number of milliseconds"),
+            fail_closed: match v.get("CERBOS_FAILURE_MODE").as_deref() {
+                None | Some("fallback") => false,
+                Some("fail-closed") => true,
+                Some(other) => {
+                    v.errors.push(format!(
+                        "CERBOS_FAILURE_MODE: must be fallback or fail-closed (got {other:?})"
+                    ));
+                    false
+                }
+            },
+            plan_cache_ms: v.parse("CERBOS_PLAN_CACHE_MS", 2000, "a number of milliseconds"),
+            policy_dir: v.get("CERBOS_POLICY_DIR").map(std::path::PathBuf::from),
         };
+        if let Some(dir) = &cerbos.policy_dir {
+            if let Err(e) = crate::authz::policy::PolicySet::from_dir(dir) {
+                v.errors.push(format!("CERBOS_POLICY_DIR: {e}"));
+            }
+        }
         let integration = |v: &mut Vars, prefix: &str| IntegrationConfig {
             base_url: v.url(&format!("{prefix}_BASE_URL")),
             api_key: v.secret(&format!("{prefix}_API_KEY")),
@@ -520,6 +543,26 @@ impl Config {
             (
                 "CERBOS_REQUEST_TIMEOUT_MS".into(),
                 self.cerbos.request_timeout_ms.to_string(),
+            ),
+            (
+                "CERBOS_FAILURE_MODE".into(),
+                if self.cerbos.fail_closed {
+                    "fail-closed"
+                } else {
+                    "fallback"
+                }
+                .into(),
+            ),
+            (
+                "CERBOS_PLAN_CACHE_MS".into(),
+                self.cerbos.plan_cache_ms.to_string(),
+            ),
+            (
+                "CERBOS_POLICY_DIR".into(),
+                self.cerbos
+                    .policy_dir
+                    .as_ref()
+                    .map_or("(embedded)".into(), |p| p.display().to_string()),
             ),
             ("MEDUSA_BASE_URL".into(), opt(&self.medusa.base_url)),
             ("MEDUSA_API_KEY".into(), secret(&self.medusa.api_key)),

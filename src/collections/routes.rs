@@ -46,6 +46,7 @@ fn decl_for(state: &AppState, slug: &str, path: &str) -> Result<&'static Collect
 fn env<'a>(state: &'a AppState, ctx: &'a CallContext) -> ReadEnv<'a> {
     ReadEnv {
         registry: &state.registry,
+        authz: &state.authz,
         principal: &ctx.principal,
         tenant: &ctx.tenant,
         app_url: &state.config.app_url,
@@ -331,14 +332,23 @@ async fn bulk(
 }
 
 /// `GET /api/access`: what the caller may do on each collection (the admin UI reads it).
-async fn access(State(state): State<AppState>, ctx: CallContext) -> Json<Value> {
+async fn access(State(state): State<AppState>, ctx: CallContext) -> Result<Json<Value>, ApiError> {
     use crate::collections::access::{authorize, filter_as_where, Decision};
+    const ACTIONS: [Action; 4] = [Action::Create, Action::Read, Action::Update, Action::Delete];
+    // Every (collection, action) plan at once: with a PDP these are concurrent calls.
+    let asks = state.registry.all().flat_map(|decl| {
+        ACTIONS
+            .iter()
+            .map(|a| authorize(&state.authz, &ctx.principal, *a, decl, &ctx.tenant))
+    });
+    let mut decisions = futures_util::future::join_all(asks).await.into_iter();
     let mut collections = Map::new();
     for decl in state.registry.all() {
         let mut entry = Map::new();
         entry.insert("fields".into(), Value::Bool(true));
-        for action in [Action::Create, Action::Read, Action::Update, Action::Delete] {
-            let v = match authorize(&ctx.principal, action, decl, &ctx.tenant) {
+        for action in ACTIONS {
+            let decision = decisions.next().expect("one decision per ask")?;
+            let v = match decision {
                 Decision::Deny => Value::Bool(false),
                 Decision::All => Value::Bool(true),
                 Decision::Filter(f) => match filter_as_where(decl, &f) {
@@ -361,5 +371,7 @@ async fn access(State(state): State<AppState>, ctx: CallContext) -> Json<Value> 
                 "viewer",
             ])
             .is_empty();
-    Json(json!({"collections": collections, "canAccessAdmin": can_access_admin}))
+    Ok(Json(
+        json!({"collections": collections, "canAccessAdmin": can_access_admin}),
+    ))
 }

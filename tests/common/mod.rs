@@ -6,6 +6,7 @@
 //! way `cityos serve` does; `./run test` stops it afterwards.
 #![allow(dead_code)]
 
+pub mod cerbos;
 pub mod oidc;
 pub mod schema_spec;
 
@@ -237,6 +238,9 @@ pub fn test_env(database_url: &str) -> HashMap<String, String> {
         ("API_KEY_HASH_SALT", "test-api-key-salt-0123456789abcdef".into()),
         ("LOG_LEVEL", "warn".into()),
         ("CITYOS_SEED_DEMO", "false".into()),
+        // Every test server decides through the real Cerbos PDP (tests/authz.rs covers the
+        // built-in evaluator and the switch between them).
+        ("CERBOS_PDP_URL", cerbos::shared_url()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
