@@ -144,6 +144,8 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
+    /// How long anonymous read responses are reused (0 = never); see collections::public_cache.
+    pub public_cache_ttl_ms: u64,
     pub request_timeout_secs: u64,
     pub cors_origins: Vec<String>,
     /// `CITYOS_BASE_DOMAINS`: hosts under which tenants' `subdomains` live.
@@ -364,6 +366,7 @@ impl Config {
             ));
         }
         let max_body_bytes = v.parse("MAX_BODY_BYTES", 2 * 1024 * 1024usize, "a number of bytes");
+        let public_cache_ttl_ms = v.parse("PUBLIC_CACHE_TTL_MS", 1000u64, "a number of milliseconds");
         let request_timeout_secs = v.parse("REQUEST_TIMEOUT_SECONDS", 30u64, "a number of seconds");
         let cors_origins = v
             .get("CORS_ORIGINS")
@@ -478,6 +481,7 @@ impl Config {
             log_level,
             log_format,
             max_body_bytes,
+            public_cache_ttl_ms,
             request_timeout_secs,
             cors_origins,
             base_domains,
@@ -601,6 +605,7 @@ impl Config {
                 },
             ),
             ("MAX_BODY_BYTES".into(), self.max_body_bytes.to_string()),
+            ("PUBLIC_CACHE_TTL_MS".into(), self.public_cache_ttl_ms.to_string()),
             (
                 "REQUEST_TIMEOUT_SECONDS".into(),
                 self.request_timeout_secs.to_string(),

@@ -80,6 +80,8 @@ async fn commit(
 
 fn after_commit(state: &AppState, decl: &CollectionDecl) {
     use crate::collections::decl::CacheKind;
+    // This instance reads its own writes at once; others hear NOTIFY cityos_public.
+    state.public_cache.clear();
     for kind in decl.invalidates {
         match kind {
             CacheKind::Principals => state.principals.clear(),
@@ -117,11 +119,14 @@ async fn list(
     QueryTree(tree): QueryTree,
     ctx: CallContext,
 ) -> Result<Response, ApiError> {
-    let decl = decl_for(&state, &slug, &format!("/api/{slug}"))?;
+    let path = format!("/api/{slug}");
+    let decl = decl_for(&state, &slug, &path)?;
     let params = FindParams::from_tree(&tree)?;
-    let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
-    let body = read::find(&mut conn, &env(&state, &ctx), decl, &params).await?;
-    Ok(Json(body).into_response())
+    let load = async {
+        let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+        read::find(&mut conn, &env(&state, &ctx), decl, &params).await
+    };
+    state.public_cache.read(&ctx, &path, &tree, load).await
 }
 
 async fn count(
@@ -130,11 +135,15 @@ async fn count(
     QueryTree(tree): QueryTree,
     ctx: CallContext,
 ) -> Result<Response, ApiError> {
-    let decl = decl_for(&state, &slug, &format!("/api/{slug}/count"))?;
+    let path = format!("/api/{slug}/count");
+    let decl = decl_for(&state, &slug, &path)?;
     let params = FindParams::from_tree(&tree)?;
-    let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
-    let total = read::count(&mut conn, &env(&state, &ctx), decl, params.where_.as_ref()).await?;
-    Ok(Json(json!({"totalDocs": total})).into_response())
+    let load = async {
+        let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+        let total = read::count(&mut conn, &env(&state, &ctx), decl, params.where_.as_ref()).await?;
+        Ok(json!({"totalDocs": total}))
+    };
+    state.public_cache.read(&ctx, &path, &tree, load).await
 }
 
 async fn by_id(
@@ -143,20 +152,23 @@ async fn by_id(
     QueryTree(tree): QueryTree,
     ctx: CallContext,
 ) -> Result<Response, ApiError> {
-    let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
+    let path = format!("/api/{slug}/{id}");
+    let decl = decl_for(&state, &slug, &path)?;
     let params = FindParams::from_tree(&tree)?;
-    let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
-    let doc = read::find_by_id(
-        &mut conn,
-        &env(&state, &ctx),
-        decl,
-        &id,
-        params.depth,
-        params.select.as_ref(),
-        params.populate.as_ref(),
-    )
-    .await?;
-    Ok(Json(doc).into_response())
+    let load = async {
+        let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+        read::find_by_id(
+            &mut conn,
+            &env(&state, &ctx),
+            decl,
+            &id,
+            params.depth,
+            params.select.as_ref(),
+            params.populate.as_ref(),
+        )
+        .await
+    };
+    state.public_cache.read(&ctx, &path, &tree, load).await
 }
 
 async fn create(
