@@ -29,6 +29,15 @@ pub const SAUDI: &str = "10000000-0000-4000-8000-000000000001";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Where the shared test cluster lives.
 pub fn cluster_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cityos-pg")
