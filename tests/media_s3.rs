@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::media::{free_port, jpeg, pdf, png, upload, S3Server};
-use common::{json, TestApp, FASHIONISTA, RIYADH_EATS};
+use common::media::{jpeg, pdf, png, upload, S3Server};
+use common::{free_port, json, TestApp, FASHIONISTA, RIYADH_EATS};
 use reqwest::Method;
 use serde_json::{json, Value};
 

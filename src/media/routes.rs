@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
 fn read_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> ReadEnv<'a> {
     ReadEnv {
         registry: &state.registry,
+        authz: &state.authz,
         principal: &ctx.principal,
         tenant: &ctx.tenant,
         app_url: &state.config.app_url,
@@ -171,16 +172,20 @@ fn is_filename_clash(e: &ApiError) -> bool {
 }
 
 /// The tenant the row will have: the body's, else the engine's default (context or only tenant).
-fn target_tenant(decl: &CollectionDecl, wenv: &WriteEnv<'_>, fields: &Map<String, Value>) -> Option<Uuid> {
-    match fields.get("tenant") {
+async fn target_tenant(
+    decl: &CollectionDecl,
+    wenv: &WriteEnv<'_>,
+    fields: &Map<String, Value>,
+) -> Result<Option<Uuid>, ApiError> {
+    Ok(match fields.get("tenant") {
         Some(Value::String(s)) => Uuid::parse_str(s).ok(),
         Some(Value::Object(o)) => o
             .get("id")
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s).ok()),
         Some(_) => None,
-        None => write::default_tenant(decl, wenv),
-    }
+        None => write::default_tenant(decl, wenv).await?,
+    })
 }
 
 fn key_dir(tenant: Option<Uuid>, object: Uuid) -> String {
@@ -233,7 +238,10 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     // Refuse before reading (and staging) a body the caller may not write.
-    if authorize(&ctx.principal, Action::Create, decl, &ctx.tenant).is_denied() {
+    if authorize(&state.authz, &ctx.principal, Action::Create, decl, &ctx.tenant)
+        .await?
+        .is_denied()
+    {
         return Err(ApiError::Forbidden);
     }
     if !upload::is_multipart(headers) {
@@ -244,7 +252,7 @@ pub async fn create(
     let staged = received.file.ok_or_else(missing_file)?;
     let prepared = prepare(state, staged).await?;
     let wenv = write_env(state, ctx);
-    let tenant = target_tenant(decl, &wenv, &received.fields);
+    let tenant = target_tenant(decl, &wenv, &received.fields).await?;
     let id = Uuid::now_v7();
     let dir = key_dir(tenant, id);
 
@@ -273,9 +281,9 @@ pub async fn create(
         }
     };
     let stored = store(state, &prepared, &filename, &dir).await?;
-    if let Err(e) = tx.commit().await {
+    if let Err(e) = crate::collections::routes::commit(state, decl, tx).await {
         state.media.delete_all(&stored).await;
-        return Err(e.into());
+        return Err(e);
     }
     let message = format!("{} successfully created.", decl.singular);
     Ok((StatusCode::CREATED, Json(json!({"doc": doc, "message": message}))).into_response())
@@ -292,7 +300,10 @@ pub async fn update(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if authorize(&ctx.principal, Action::Update, decl, &ctx.tenant).is_denied() {
+    if authorize(&state.authz, &ctx.principal, Action::Update, decl, &ctx.tenant)
+        .await?
+        .is_denied()
+    {
         return Err(ApiError::Forbidden);
     }
     let media = &state.config.media;
@@ -301,7 +312,7 @@ pub async fn update(
     let mut tx = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
     let Some(staged) = received.file else {
         let doc = write::update_by_id(&mut tx, &wenv, decl, id, received.fields, params).await?;
-        tx.commit().await?;
+        crate::collections::routes::commit(state, decl, tx).await?;
         return Ok(Json(json!({"doc": doc, "message": "Updated successfully."})).into_response());
     };
     let prepared = prepare(state, staged).await?;
@@ -315,7 +326,7 @@ pub async fn update(
     };
     let old_keys = object_keys(&mut tx, id).await?;
     let tenant = match received.fields.get("tenant") {
-        Some(_) => target_tenant(decl, &wenv, &received.fields),
+        Some(_) => target_tenant(decl, &wenv, &received.fields).await?,
         None => current_tenant,
     };
     let dir = key_dir(tenant, Uuid::now_v7());
@@ -351,9 +362,9 @@ pub async fn update(
         }
     };
     let stored = store(state, &prepared, &filename, &dir).await?;
-    if let Err(e) = tx.commit().await {
+    if let Err(e) = crate::collections::routes::commit(state, decl, tx).await {
         state.media.delete_all(&stored).await;
-        return Err(e.into());
+        return Err(e);
     }
     state.media.delete_all(&old_keys).await;
     Ok(Json(json!({"doc": doc, "message": "Updated successfully."})).into_response())

@@ -1,11 +1,10 @@
 //! Helpers for the upload tests: multipart bodies, generated images, an S3-compatible server.
 
 use std::io::Cursor;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use super::TestApp;
+use super::{free_port, TestApp};
 
 pub const BOUNDARY: &str = "----cityos-test-boundary-7MA4YWxkTrZu0gW";
 
@@ -96,14 +95,6 @@ pub fn pdf(n: usize) -> Vec<u8> {
     let mut v = b"%PDF-1.7\n".to_vec();
     v.resize(n.max(16), b'0');
     v
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A real S3-compatible server (moto_server from `../shared/recipes/s3.sh`), one per test, on a

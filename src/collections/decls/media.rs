@@ -29,13 +29,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
             .default(Default::Caller),
     ],
     default_sort: "-createdAt",
-    access: AccessRules {
-        read: Rule::PublicOrResolvedOrMembers,
-        // Files arrive as multipart uploads (src/media); a JSON create is refused there.
-        create: Rule::TenantRoles(EDITORS),
-        update: Rule::TenantRoles(EDITORS),
-        delete: Rule::TenantRoles(EDITORS),
-    },
     hooks: Hooks {
         after_read: Some(hooks::media_urls),
         ..Hooks::NONE
