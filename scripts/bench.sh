@@ -7,6 +7,8 @@
 #   (c) HTTP load with wrk: list, by-id, published list sorted at depth 1, list with a JWT,
 #       create — req/s, p50, p99, peak RSS
 # Prints a Markdown table and writes it to target/bench/results.md.
+# `scripts/bench.sh media` (or `./run bench media`) runs the upload benchmark instead
+# (scripts/bench-media.sh: 1 MB uploads to local disk and S3, RSS during a 100 MB upload).
 #
 # Build first (`./run bench` does: deps with --bench, cargo build --release, this script).
 #
@@ -21,6 +23,7 @@ cd "$ROOT"
 
 case "${1:-}" in
   "") ;;
+  media) exec "$(dirname "${BASH_SOURCE[0]}")/bench-media.sh" ;;
   -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
   *) printf '[bench] ERROR: unknown argument: %s (settings are env vars, see --help)\n' "$1" >&2; exit 2 ;;
 esac

@@ -35,6 +35,8 @@ pub struct AppState {
     pub role_map: Arc<crate::auth::keycloak::RoleMap>,
     pub principals: Arc<crate::notify::NotifiedCache<crate::auth::CachedAuth>>,
     pub hosts: Arc<crate::tenancy::resolve::HostDirectory>,
+    /// Where uploaded files live (local disk or S3).
+    pub media: Arc<crate::media::storage::Storage>,
     pub authz: Arc<crate::authz::Authorizer>,
     pub public_cache: Arc<crate::collections::public_cache::PublicCache>,
 }
@@ -100,6 +102,14 @@ impl Application {
                 state.config.keycloak.jwks_refresh_secs.max(1),
             ));
         }
+        // Staging files a crashed process left behind (an hour is far beyond any upload's time).
+        let staging = state.config.media.dir.join(".incoming");
+        tokio::spawn(async move {
+            let removed = crate::media::upload::sweep_staging(&staging, Duration::from_secs(3600)).await;
+            if removed > 0 {
+                tracing::info!(removed, "stale upload staging files removed");
+            }
+        });
         state.key_usage.spawn_flush(
             db.pool.clone(),
             Duration::from_secs(state.config.api_key_usage_flush_secs.max(1)),
@@ -164,6 +174,10 @@ impl AppState {
                     .unwrap_or_default(),
             ),
             cipher,
+            media: Arc::new(crate::media::storage::Storage::from_config(
+                &config.media,
+                &config.s3,
+            )),
             pool,
             registry: Arc::new(Registry::new()),
             auth,
@@ -180,6 +194,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(http::health::ready))
         .merge(crate::auth::routes::router())
         .merge(crate::collections::routes::router())
+        .merge(crate::media::routes::router())
         .fallback(api_not_found)
         // Payload answers an unsupported method with the same route-not-found 404.
         .method_not_allowed_fallback(api_not_found)

@@ -118,6 +118,66 @@ pub struct S3Config {
     pub secret_access_key: Option<Secret>,
 }
 
+/// Where uploaded files live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaStorageKind {
+    Local,
+    S3,
+}
+
+/// One configured image size (`thumbnail:300x300`), cropped around the centre.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSize {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub storage: MediaStorageKind,
+    /// Local files (and the staging area of every upload).
+    pub dir: PathBuf,
+    /// Largest accepted file, in bytes (413 above).
+    pub max_bytes: u64,
+    pub image_sizes: Vec<ImageSize>,
+}
+
+/// `name:WxH,name:WxH`; an empty list or `none` disables resized variants.
+pub fn parse_image_sizes(raw: &str) -> Result<Vec<ImageSize>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<ImageSize> = Vec::new();
+    for item in raw.split(',') {
+        let item = item.trim();
+        let parsed = item.split_once(':').and_then(|(name, dims)| {
+            let (w, h) = dims.split_once('x')?;
+            let (width, height) = (w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?);
+            let name = name.trim();
+            let ok_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            (ok_name && (1..=10_000).contains(&width) && (1..=10_000).contains(&height)).then(|| ImageSize {
+                name: name.to_string(),
+                width,
+                height,
+            })
+        });
+        match parsed {
+            Some(size) if !out.iter().any(|s| s.name == size.name) => out.push(size),
+            _ => {
+                return Err(format!(
+                    "{item:?} is not name:WIDTHxHEIGHT (unique names, 1-10000 px)"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub env: AppEnv,
@@ -140,6 +200,7 @@ pub struct Config {
     pub erpnext: IntegrationConfig,
     pub webhook_replay_window_secs: u64,
     pub s3: S3Config,
+    pub media: MediaConfig,
     pub otel_endpoint: Option<String>,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -357,6 +418,39 @@ impl Config {
             access_key_id: v.get("S3_ACCESS_KEY_ID"),
             secret_access_key: v.secret("S3_SECRET_ACCESS_KEY"),
         };
+        let storage = match v.get("MEDIA_STORAGE").as_deref() {
+            None if s3.bucket.is_some() => MediaStorageKind::S3,
+            None | Some("local") => MediaStorageKind::Local,
+            Some("s3") => MediaStorageKind::S3,
+            Some(other) => {
+                v.errors
+                    .push(format!("MEDIA_STORAGE: must be local or s3 (got {other:?})"));
+                MediaStorageKind::Local
+            }
+        };
+        if storage == MediaStorageKind::S3 && s3.bucket.is_none() {
+            v.errors
+                .push("S3_BUCKET: required when MEDIA_STORAGE is s3".to_string());
+        }
+        let image_sizes = match parse_image_sizes(
+            &v.get("MEDIA_IMAGE_SIZES")
+                .unwrap_or_else(|| "thumbnail:300x300,card:640x480,feature:1024x576".into()),
+        ) {
+            Ok(sizes) => sizes,
+            Err(e) => {
+                v.errors.push(format!("MEDIA_IMAGE_SIZES: {e}"));
+                Vec::new()
+            }
+        };
+        let media = MediaConfig {
+            storage,
+            dir: v
+                .get("MEDIA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("media")),
+            max_bytes: v.parse("MEDIA_MAX_BYTES", 10_000_000u64, "a number of bytes"),
+            image_sizes,
+        };
         let webhook_replay_window_secs = v.parse("WEBHOOK_REPLAY_WINDOW_SECONDS", 300, "a number of seconds");
         let otel_endpoint = v.url("OTEL_EXPORTER_OTLP_ENDPOINT");
         let log_level = v.get("LOG_LEVEL").unwrap_or_else(|| "info".into());
@@ -477,6 +571,7 @@ impl Config {
             erpnext,
             webhook_replay_window_secs,
             s3,
+            media,
             otel_endpoint,
             log_level,
             log_format,
@@ -595,6 +690,24 @@ impl Config {
             ("S3_BUCKET".into(), opt(&self.s3.bucket)),
             ("S3_ACCESS_KEY_ID".into(), opt(&self.s3.access_key_id)),
             ("S3_SECRET_ACCESS_KEY".into(), secret(&self.s3.secret_access_key)),
+            (
+                "MEDIA_STORAGE".into(),
+                match self.media.storage {
+                    MediaStorageKind::Local => "local".into(),
+                    MediaStorageKind::S3 => "s3".into(),
+                },
+            ),
+            ("MEDIA_DIR".into(), self.media.dir.display().to_string()),
+            ("MEDIA_MAX_BYTES".into(), self.media.max_bytes.to_string()),
+            (
+                "MEDIA_IMAGE_SIZES".into(),
+                self.media
+                    .image_sizes
+                    .iter()
+                    .map(|s| format!("{}:{}x{}", s.name, s.width, s.height))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), opt(&self.otel_endpoint)),
             ("LOG_LEVEL".into(), self.log_level.clone()),
             (

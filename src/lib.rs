@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod media;
 pub mod notify;
 pub mod telemetry;
 pub mod tenancy;

@@ -18,6 +18,13 @@ async fn openapi_document_is_valid_openapi_3_1() {
             "{slug}"
         );
     }
+    // Uploads: multipart create (file required), multipart or JSON update, the file routes.
+    let media = &doc["paths"]["/api/media"]["post"]["requestBody"]["content"];
+    assert_eq!(media["multipart/form-data"]["schema"]["required"][0], "file");
+    let update = &doc["paths"]["/api/media/{id}"]["patch"]["requestBody"]["content"];
+    assert!(update["multipart/form-data"].is_object() && update["application/json"].is_object());
+    assert!(doc["paths"]["/api/media/file/{tenant}/{filename}"]["get"].is_object());
+    assert!(doc["paths"]["/api/pages"]["post"]["requestBody"]["content"]["multipart/form-data"].is_null());
     let path = std::env::temp_dir().join(format!("cityos-openapi-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
     // openapi-spec-validator (PyPI), installed by `./run test`.

@@ -433,7 +433,7 @@ async fn uploads_inside_blocks_populate_and_vanished_ones_become_null() {
     assert!(doc["layout"][0]["image"]["url"]
         .as_str()
         .unwrap()
-        .ends_with("/api/media/file/storefront.jpg"));
+        .ends_with(&format!("/api/media/file/{FASHIONISTA}/storefront.jpg")));
     assert_eq!(
         doc["layout"][1]["media"],
         Value::Null,

@@ -146,16 +146,44 @@ pub fn slugify(text: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
-/// Media documents carry their file URL (computed, never stored).
+/// Media documents carry their file URLs (computed, never stored): `url`, `thumbnailURL` and
+/// each size's `url`. Tenant media is addressed as `/api/media/file/{tenant id}/{filename}` so
+/// two tenants' `logo.png` stay apart; public media as `/api/media/file/{filename}`.
 pub fn media_urls(doc: &mut Map<String, Value>, ctx: &ReadCtx<'_>) {
-    if let Some(name) = doc.get("filename").and_then(Value::as_str).map(str::to_string) {
+    let tenant = match doc.get("tenant") {
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(Value::Object(t)) => t.get("id").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    };
+    let url = |name: &str| {
         let encoded = form_urlencoded::byte_serialize(name.as_bytes())
             .collect::<String>()
             .replace('+', "%20");
-        doc.insert(
-            "url".into(),
-            Value::String(format!("{}/api/media/file/{encoded}", ctx.app_url)),
-        );
+        match &tenant {
+            Some(t) => format!("{}/api/media/file/{t}/{encoded}", ctx.app_url),
+            None => format!("{}/api/media/file/{encoded}", ctx.app_url),
+        }
+    };
+    if let Some(name) = doc.get("filename").and_then(Value::as_str) {
+        let u = url(name);
+        doc.insert("url".into(), Value::String(u));
+    }
+    let mut thumbnail = Value::Null;
+    if let Some(Value::Object(sizes)) = doc.get_mut("sizes") {
+        for (size_name, size) in sizes.iter_mut() {
+            let Value::Object(size) = size else { continue };
+            let u = match size.get("filename").and_then(Value::as_str) {
+                Some(name) => Value::String(url(name)),
+                None => Value::Null,
+            };
+            if size_name == "thumbnail" {
+                thumbnail = u.clone();
+            }
+            size.insert("url".into(), u);
+        }
+    }
+    if doc.contains_key("filename") {
+        doc.insert("thumbnailURL".into(), thumbnail);
     }
 }
 
@@ -325,5 +353,27 @@ mod tests {
             doc["url"],
             "https://cms.example.sa/api/media/file/summer%20sale.png"
         );
+        assert!(doc["thumbnailURL"].is_null());
+    }
+
+    #[test]
+    fn tenant_media_urls_carry_the_tenant_and_sizes_get_theirs() {
+        let mut doc = serde_json::json!({
+            "tenant": "50000000-0000-4000-8000-000000000001",
+            "filename": "logo.png",
+            "sizes": {"thumbnail": {"filename": "logo-300x300.png"}, "card": {"filename": null}}
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        media_urls(&mut doc, &ReadCtx { app_url: "" });
+        let base = "/api/media/file/50000000-0000-4000-8000-000000000001";
+        assert_eq!(doc["url"], format!("{base}/logo.png"));
+        assert_eq!(doc["thumbnailURL"], format!("{base}/logo-300x300.png"));
+        assert_eq!(
+            doc["sizes"]["thumbnail"]["url"],
+            format!("{base}/logo-300x300.png")
+        );
+        assert!(doc["sizes"]["card"]["url"].is_null());
     }
 }

@@ -295,6 +295,56 @@ fn op(
     o
 }
 
+/// Upload collections take `multipart/form-data` (`file` + `_payload`) on create and update, and
+/// serve their files under `/api/{slug}/file/…`.
+fn upload_paths(paths: &mut Map<String, Value>, slug: &str, tag: &str) {
+    let form = |file_required: bool| {
+        let required: Vec<&str> = if file_required { vec!["file"] } else { vec![] };
+        json!({"multipart/form-data": {"schema": {"type": "object", "required": required, "properties": {
+            "file": {"type": "string", "format": "binary", "description": "The file; its type is sniffed from the bytes"},
+            "_payload": {"type": "string", "description": "A JSON object with the other fields"}}}}})
+    };
+    if let Some(post) = paths
+        .get_mut(&format!("/api/{slug}"))
+        .and_then(|p| p.get_mut("post"))
+    {
+        post["requestBody"] = json!({"required": true, "content": form(true)});
+        post["responses"]["413"] = json!({"description": "File too large"});
+        post["responses"]["503"] = json!({"description": "Storage unavailable"});
+    }
+    if let Some(patch) = paths
+        .get_mut(&format!("/api/{slug}/{{id}}"))
+        .and_then(|p| p.get_mut("patch"))
+    {
+        if let Some(content) = patch["requestBody"]["content"].as_object_mut() {
+            if let Value::Object(f) = form(false) {
+                content.extend(f);
+            }
+        }
+    }
+    let file = |id: &str, params: Value| {
+        json!({"get": {"operationId": id, "summary": "The stored file (or one of its sizes), under the document's read access",
+            "tags": [tag], "parameters": params, "responses": {
+                "200": {"description": "The bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "206": {"description": "The requested byte range"},
+                "404": {"description": "No such file, or not readable"},
+                "416": {"description": "Range not satisfiable"}}}})
+    };
+    let p = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}});
+    let ident = slug.replace('-', "_");
+    paths.insert(
+        format!("/api/{slug}/file/{{tenant}}/{{filename}}"),
+        file(
+            &format!("file_{ident}_in_tenant"),
+            json!([p("tenant"), p("filename")]),
+        ),
+    );
+    paths.insert(
+        format!("/api/{slug}/file/{{filename}}"),
+        file(&format!("file_{ident}"), json!([p("filename")])),
+    );
+}
+
 /// The whole document.
 pub fn document(registry: &Registry, app_url: &str) -> Value {
     let mut paths = Map::new();
@@ -360,6 +410,9 @@ pub fn document(registry: &Registry, app_url: &str) -> Value {
                 "delete": op(&format!("delete_{id_ident}"), &format!("Delete a {}", decl.singular), tag, by_id_params, None, ("200", one)),
             }),
         );
+        if crate::media::is_upload(decl) {
+            upload_paths(&mut paths, s, tag);
+        }
     }
     let user = json!({"$ref": "#/components/schemas/Users"});
     paths.insert(

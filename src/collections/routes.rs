@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -68,7 +68,7 @@ fn write_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> WriteEnv<'a> {
 
 /// Commits a write and drops this instance's caches it made stale (other instances hear the
 /// database's NOTIFY): one place, so no write route can forget the second half.
-async fn commit(
+pub(crate) async fn commit(
     state: &AppState,
     decl: &CollectionDecl,
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
@@ -177,11 +177,15 @@ async fn create(
     QueryTree(tree): QueryTree,
     ctx: CallContext,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let decl = decl_for(&state, &slug, &format!("/api/{slug}"))?;
     let params = FindParams::from_tree(&tree)?;
-    let body = body_object(&headers, body)?;
+    // Upload collections take their files as a streamed multipart body (JSON alone is refused).
+    if crate::media::is_upload(decl) {
+        return crate::media::routes::create(&state, &ctx, decl, &params, &headers, req.into_body()).await;
+    }
+    let body = body_object(&headers, Bytes::from_request(req, &state).await)?;
     let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let doc = write::create(&mut tx, &write_env(&state, &ctx), decl, body, &params).await?;
     commit(&state, decl, tx).await?;
@@ -195,11 +199,15 @@ async fn update(
     QueryTree(tree): QueryTree,
     ctx: CallContext,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, ApiError> {
     let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
     let params = FindParams::from_tree(&tree)?;
-    let body = body_object(&headers, body)?;
+    if crate::media::is_upload(decl) && crate::media::upload::is_multipart(&headers) {
+        return crate::media::routes::update(&state, &ctx, decl, &id, &params, &headers, req.into_body())
+            .await;
+    }
+    let body = body_object(&headers, Bytes::from_request(req, &state).await)?;
     let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
     let doc = write::update_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, body, &params).await?;
     commit(&state, decl, tx).await?;
@@ -215,9 +223,27 @@ async fn delete(
     let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
     let params = FindParams::from_tree(&tree)?;
     let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+    let objects = stored_objects(&mut tx, decl, &id).await?;
     let doc = write::delete_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, &params).await?;
     commit(&state, decl, tx).await?;
+    crate::media::routes::remove_objects(&state, &objects).await;
     Ok(Json(json!({"doc": doc, "message": "Deleted successfully."})).into_response())
+}
+
+/// The stored files of an upload document, removed once its delete is committed.
+async fn stored_objects(
+    conn: &mut sqlx::PgConnection,
+    decl: &CollectionDecl,
+    id: &str,
+) -> Result<Vec<String>, ApiError> {
+    if crate::media::is_upload(decl) {
+        crate::media::routes::object_keys(conn, id).await
+    } else if decl.slug == "tenants" {
+        // The tenant's media rows go with it (ON DELETE CASCADE); their files must too.
+        crate::media::routes::tenant_object_keys(conn, id).await
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 async fn bulk_update(
@@ -292,6 +318,10 @@ async fn bulk(
     let mut errors = Vec::new();
     for id in &ids {
         let mut tx = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
+        let objects = match &body {
+            Some(_) => Vec::new(),
+            None => stored_objects(&mut tx, decl, &id.to_string()).await?,
+        };
         let result = match &body {
             Some(b) => write::update_by_id(&mut tx, &wenv, decl, &id.to_string(), b.clone(), params).await,
             None => write::delete_by_id(&mut tx, &wenv, decl, &id.to_string(), params).await,
@@ -299,6 +329,7 @@ async fn bulk(
         match result {
             Ok(doc) => {
                 commit(state, decl, tx).await?;
+                crate::media::routes::remove_objects(state, &objects).await;
                 docs.push(doc);
             }
             Err(e) => {

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cerbos;
+pub mod media;
 pub mod oidc;
 pub mod schema_spec;
 

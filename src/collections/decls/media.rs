@@ -21,6 +21,9 @@ pub static DECL: CollectionDecl = CollectionDecl {
         Field::new("focalX", "focal_x", "Focal X", Kind::Numeric),
         Field::new("focalY", "focal_y", "Focal Y", Kind::Numeric),
         Field::new("sizes", "sizes", "Sizes", Kind::Json).read_only(),
+        // The object's key in storage and the file's digest: the server's, never on the wire.
+        text("storageKey", "storage_key", "Storage Key").hidden(),
+        Field::new("sha256", "sha256", "SHA-256", Kind::Text).hidden(),
         rel("createdBy", "created_by_id", "Created By", "users")
             .read_only()
             .default(Default::Caller),

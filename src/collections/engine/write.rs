@@ -25,12 +25,33 @@ pub struct WriteEnv<'a> {
     pub api_key_salt: &'a str,
 }
 
+/// Values the server sets on a write (an upload's file metadata): they pass the wire's
+/// read-only filter, then the same validation, hooks, audit and read-back as the body.
+#[derive(Debug, Default)]
+pub struct ServerValues {
+    /// The new document's id (the upload names its object after it), else a fresh one.
+    pub id: Option<Uuid>,
+    pub fields: Map<String, Value>,
+}
+
 /// Creates a document; returns it as read back (honouring depth/select).
 pub async fn create(
     conn: &mut PgConnection,
     env: &WriteEnv<'_>,
     decl: &'static CollectionDecl,
     body: Map<String, Value>,
+    params: &FindParams,
+) -> Result<Value, ApiError> {
+    create_with(conn, env, decl, body, ServerValues::default(), params).await
+}
+
+/// [`create`] with server-set values.
+pub async fn create_with(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    body: Map<String, Value>,
+    server: ServerValues,
     params: &FindParams,
 ) -> Result<Value, ApiError> {
     let decision = authorize(
@@ -46,6 +67,7 @@ pub async fn create(
     }
     let mut data = validate::incoming(decl, &body);
     apply_defaults(decl, env, &mut data, true).await?;
+    data.extend(server.fields);
     let mut reveal = Map::new();
     let mut hook_error = None;
     if let Some(hook) = decl.hooks.before_change {
@@ -65,7 +87,7 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::validation(decl.slug, None, errors));
     }
-    let id = Uuid::now_v7();
+    let id = server.id.unwrap_or_else(Uuid::now_v7);
     let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO ");
     qb.push(decl.table).push(" (id");
     let columns: Vec<&(&'static Field, WriteVal)> =
@@ -173,12 +195,26 @@ pub async fn update_by_id(
     body: Map<String, Value>,
     params: &FindParams,
 ) -> Result<Value, ApiError> {
+    update_with(conn, env, decl, id, body, ServerValues::default(), params).await
+}
+
+/// [`update_by_id`] with server-set values (`server.id` is ignored).
+pub async fn update_with(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    id: &str,
+    body: Map<String, Value>,
+    server: ServerValues,
+    params: &FindParams,
+) -> Result<Value, ApiError> {
     let Ok(id) = Uuid::parse_str(id) else {
         return Err(ApiError::NotFound);
     };
     let before = load_target(conn, env, decl, id, Action::Update).await?;
     let mut patch = validate::incoming(decl, &body);
     apply_defaults(decl, env, &mut patch, false).await?;
+    patch.extend(server.fields);
     let mut merged = before.clone();
     for (k, v) in &patch {
         merged.insert(k.clone(), v.clone());
@@ -376,7 +412,7 @@ async fn apply_defaults(
 
 /// The tenant a new row belongs to when the body names none: the resolved tenant, else the
 /// caller's only tenant where it may create.
-async fn default_tenant(decl: &CollectionDecl, env: &WriteEnv<'_>) -> Result<Option<Uuid>, ApiError> {
+pub async fn default_tenant(decl: &CollectionDecl, env: &WriteEnv<'_>) -> Result<Option<Uuid>, ApiError> {
     if let Some(t) = env.read.tenant.tenant_id.filter(|t| !t.is_nil()) {
         return Ok(Some(t));
     }
