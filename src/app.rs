@@ -35,6 +35,8 @@ pub struct AppState {
     pub role_map: Arc<crate::auth::keycloak::RoleMap>,
     pub principals: Arc<crate::notify::NotifiedCache<crate::auth::CachedAuth>>,
     pub hosts: Arc<crate::tenancy::resolve::HostDirectory>,
+    /// Webhooks, the job queue, Medusa, cron (src/integrations).
+    pub integrations: Arc<crate::integrations::Integrations>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -97,6 +99,7 @@ impl Application {
                 state.config.keycloak.jwks_refresh_secs.max(1),
             ));
         }
+        state.integrations.start();
         state.key_usage.spawn_flush(
             db.pool.clone(),
             Duration::from_secs(state.config.api_key_usage_flush_secs.max(1)),
@@ -142,7 +145,11 @@ impl AppState {
         let cipher = Arc::new(crate::crypto::FieldCipher::new(
             config.secrets.payload_secret.expose(),
         ));
+        let config = Arc::new(config);
+        let integrations =
+            crate::integrations::Integrations::new(pool.clone(), config.clone(), cipher.clone());
         AppState {
+            integrations,
             tenants: crate::tenancy::cache::TenantDirectory::new(),
             key_usage: crate::auth::api_keys::UsageRecorder::new(),
             principals: crate::notify::NotifiedCache::new(50_000),
@@ -158,7 +165,7 @@ impl AppState {
             registry: Arc::new(Registry::new()),
             auth,
             cors,
-            config: Arc::new(config),
+            config,
         }
     }
 }
@@ -169,6 +176,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(http::health::health))
         .route("/ready", get(http::health::ready))
         .merge(crate::auth::routes::router())
+        .merge(crate::integrations::webhooks::router())
+        .merge(crate::integrations::routes::router())
         .merge(crate::collections::routes::router())
         .fallback(api_not_found)
         // Payload answers an unsupported method with the same route-not-found 404.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod integrations;
 pub mod notify;
 pub mod telemetry;
 pub mod tenancy;
