@@ -584,7 +584,7 @@ async fn seed_test_5_product_content_sync_job_updates_medusa() {
     let (code, pushed) = json(app.send(Method::POST, "/api/integrations/payload/push-to-medusa", Some(&admin), Some(json!({"where": {"medusaProductId": {"equals": "prod_T5"}}}))).await).await;
     assert_eq!(code, 200, "{pushed}");
     assert_eq!((pushed["matched"].as_u64(), pushed["alreadyQueued"].as_u64()), (Some(1), Some(1)), "coalesces with the queued reconcile push");
-    let editor = app.member("editor@fashionista.sa", FASHIONISTA, &["editor"]).await;
+    let editor = app.member("editor@fashionista.sa", FASHIONISTA, &["content_editor"]).await;
     let (code, _) = json(app.send(Method::POST, "/api/integrations/payload/push-to-medusa", Some(&editor), Some(json!({"id": id}))).await).await;
     assert_eq!(code, 403);
     let (code, _) = json(app.send(Method::POST, "/api/integrations/payload/push-to-medusa", None, Some(json!({"id": id}))).await).await;

@@ -335,8 +335,9 @@ pub async fn reconcile(ix: &Integrations, tenant: Option<Uuid>) -> Result<Result
             all_tenants: false,
         };
         let mut tx = begin(&ix.pool, &scope).await?;
-        let docs: Vec<(Uuid, Option<Uuid>, String, Value)> = sqlx::query_as(
-            "SELECT id, store_id, medusa_product_id,
+        let docs: Vec<(Uuid, Option<Uuid>, String, Option<String>, bool, Value)> = sqlx::query_as(
+            "SELECT id, store_id, medusa_product_id, medusa_snapshot #>> '{metadata,cms_sync_version}',
+                    sync_status = 'synced',
                     jsonb_build_object('id', id, 'medusaProductId', medusa_product_id, 'title', title,
                         'updatedAt', to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))
                FROM product_content WHERE tenant_id = $1 AND editorial_status = 'published'",
@@ -346,14 +347,14 @@ pub async fn reconcile(ix: &Integrations, tenant: Option<Uuid>) -> Result<Result
         .await?;
         report.content_documents += docs.len() as u64;
         let mut linked = std::collections::HashSet::new();
-        for (id, store, product, doc) in docs {
+        for (id, store, product, pushed, synced, doc) in docs {
             linked.insert(product.clone());
             let Some(remote) = versions.get(&product) else {
                 report.missing_in_medusa += 1;
                 continue;
             };
-            let ours = sync_version(&doc);
-            if remote.as_deref() == Some(ours.as_str()) {
+            // In sync: nothing changed since our last push, and Medusa still has that push.
+            if synced && pushed.is_some() && remote.as_deref() == pushed.as_deref() {
                 report.in_sync += 1;
                 continue;
             }

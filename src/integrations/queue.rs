@@ -128,6 +128,7 @@ pub async fn claim(
     types: &[&str],
     n: i64,
     worker: &str,
+    due_by: Option<time::OffsetDateTime>,
 ) -> Result<Vec<Job>, sqlx::Error> {
     let mut tx = begin(&ix.pool, &DbScope::system()).await?;
     let jobs = sqlx::query_as::<_, Job>(&format!(
@@ -136,7 +137,8 @@ pub async fn claim(
                 lease_expires_at = now() + make_interval(secs => $2),
                 started_at = coalesce(j.started_at, now()), attempts = j.attempts + 1
            FROM (SELECT id FROM sync_jobs
-                  WHERE status = 'queued' AND run_after <= now() AND job_type = ANY($3)
+                  WHERE status = 'queued' AND run_after <= least(now(), coalesce($5, now()))
+                    AND job_type = ANY($3)
                   ORDER BY run_after LIMIT $4 FOR UPDATE SKIP LOCKED) c
           WHERE j.id = c.id
       RETURNING {JOB_COLUMNS}"
@@ -145,6 +147,7 @@ pub async fn claim(
     .bind(ix.config.jobs.lease_secs as f64)
     .bind(types.iter().map(|t| t.to_string()).collect::<Vec<_>>())
     .bind(n)
+    .bind(due_by)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -393,9 +396,11 @@ pub async fn run_batch(ix: &Arc<Integrations>, types: &[&str], limit: i64) -> Re
         ..Summary::default()
     };
     let worker = format!("{}:cron:{}", ix.instance, &Uuid::new_v4().simple().to_string()[..8]);
+    // Only jobs due when the batch starts: a job retried by this batch waits for the next one.
+    let due_by = Some(time::OffsetDateTime::now_utc());
     while (summary.claimed as i64) < limit {
         let n = (limit - summary.claimed as i64).min(8);
-        let jobs = claim(ix, types, n, &worker).await?;
+        let jobs = claim(ix, types, n, &worker, due_by).await?;
         if jobs.is_empty() {
             break;
         }
@@ -437,7 +442,7 @@ pub async fn worker_loop(ix: Arc<Integrations>, index: usize) {
                 tracing::debug!(error = %e, "reaper failed");
             }
         }
-        let jobs = match claim(&ix, ALL_TYPES, 4, &name).await {
+        let jobs = match claim(&ix, ALL_TYPES, 4, &name, None).await {
             Ok(jobs) => {
                 backoff = Duration::from_millis(100);
                 jobs
