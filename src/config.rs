@@ -366,20 +366,36 @@ impl Config {
         let webhook_replay_window_secs = v.parse("WEBHOOK_REPLAY_WINDOW_SECONDS", 300, "a number of seconds");
         let jobs = JobsConfig {
             workers: v.parse("SYNC_WORKERS", 2usize, "a number of workers"),
-            poll_ms: v.parse("SYNC_POLL_INTERVAL_MS", 1000u64, "a number of milliseconds").max(10),
+            poll_ms: v
+                .parse("SYNC_POLL_INTERVAL_MS", 1000u64, "a number of milliseconds")
+                .max(10),
             lease_secs: v.parse("SYNC_LEASE_SECONDS", 60u64, "a number of seconds").max(1),
             retry_base_ms: v.parse("SYNC_RETRY_BASE_MS", 5000u64, "a number of milliseconds"),
             retry_max_ms: v.parse("SYNC_RETRY_MAX_MS", 3_600_000u64, "a number of milliseconds"),
             max_attempts: v.parse("SYNC_MAX_ATTEMPTS", 8i32, "a number of attempts").max(1),
-            cron_batch: v.parse("CRON_BATCH_SIZE", 100i64, "a number of jobs").clamp(1, 10_000),
-            http_timeout_ms: v.parse("MEDUSA_REQUEST_TIMEOUT_MS", 15_000u64, "a number of milliseconds").max(1),
+            cron_batch: v
+                .parse("CRON_BATCH_SIZE", 100i64, "a number of jobs")
+                .clamp(1, 10_000),
+            http_timeout_ms: v
+                .parse("MEDUSA_REQUEST_TIMEOUT_MS", 15_000u64, "a number of milliseconds")
+                .max(1),
             scheduler_enabled: v.bool("SCHEDULER_ENABLED", false),
-            sync_interval_secs: v.parse("SCHEDULER_SYNC_INTERVAL_SECONDS", 60u64, "a number of seconds").max(1),
+            sync_interval_secs: v
+                .parse("SCHEDULER_SYNC_INTERVAL_SECONDS", 60u64, "a number of seconds")
+                .max(1),
             webhook_retry_interval_secs: v
-                .parse("SCHEDULER_WEBHOOK_RETRY_INTERVAL_SECONDS", 300u64, "a number of seconds")
+                .parse(
+                    "SCHEDULER_WEBHOOK_RETRY_INTERVAL_SECONDS",
+                    300u64,
+                    "a number of seconds",
+                )
                 .max(1),
             reconcile_interval_secs: v
-                .parse("SCHEDULER_RECONCILE_INTERVAL_SECONDS", 86_400u64, "a number of seconds")
+                .parse(
+                    "SCHEDULER_RECONCILE_INTERVAL_SECONDS",
+                    86_400u64,
+                    "a number of seconds",
+                )
                 .max(1),
             webhook_max_age_hours: v.parse("WEBHOOK_MAX_AGE_HOURS", 24u64, "a number of hours"),
         };
@@ -598,7 +614,10 @@ impl Config {
             ("SYNC_LEASE_SECONDS".into(), self.jobs.lease_secs.to_string()),
             ("SYNC_RETRY_BASE_MS".into(), self.jobs.retry_base_ms.to_string()),
             ("SYNC_MAX_ATTEMPTS".into(), self.jobs.max_attempts.to_string()),
-            ("SCHEDULER_ENABLED".into(), self.jobs.scheduler_enabled.to_string()),
+            (
+                "SCHEDULER_ENABLED".into(),
+                self.jobs.scheduler_enabled.to_string(),
+            ),
             ("S3_ENDPOINT".into(), opt(&self.s3.endpoint)),
             ("S3_REGION".into(), opt(&self.s3.region)),
             ("S3_BUCKET".into(), opt(&self.s3.bucket)),

@@ -73,7 +73,10 @@ async fn fake_update(
         )
             .into_response();
     }
-    if let Some(k) = body.as_object().and_then(|o| o.keys().find(|k| k.as_str() != "metadata")) {
+    if let Some(k) = body
+        .as_object()
+        .and_then(|o| o.keys().find(|k| k.as_str() != "metadata"))
+    {
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({"type": "invalid_data", "message": format!("Invalid request: Unrecognized fields: '{k}'")})),
@@ -110,7 +113,11 @@ async fn fake_update(
     Json(json!({"product": product.clone()})).into_response()
 }
 
-async fn fake_get(State(m): State<Arc<FakeMedusa>>, Path(id): Path<String>, headers: HeaderMap) -> axum::response::Response {
+async fn fake_get(
+    State(m): State<Arc<FakeMedusa>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> axum::response::Response {
     if !authorized(&headers) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthorized"}))).into_response();
     }
@@ -192,7 +199,9 @@ fn integrations(app: &TestApp, medusa_url: &str, extra: &[(&str, &str)]) -> Arc<
         vars.insert(k.to_string(), v.to_string());
     }
     let config = cityos::Config::from_vars(&vars).unwrap();
-    let cipher = Arc::new(cityos::crypto::FieldCipher::new(config.secrets.payload_secret.expose()));
+    let cipher = Arc::new(cityos::crypto::FieldCipher::new(
+        config.secrets.payload_secret.expose(),
+    ));
     Integrations::new(app.pool.clone(), Arc::new(config), cipher)
 }
 
@@ -264,7 +273,12 @@ async fn seed_test_4_medusa_webhook_is_logged_verified_and_retried() {
         .unwrap();
     // 1. Send a test webhook (the subscriber's format).
     let body = medusa_body("prod_01M86H29K34E9H744CVCB6KTD9");
-    let h = standard_headers(MEDUSA_SECRET, "msg_01M86H29KZ7Q4T2W0Y3X5V6B8N", now(), body.as_bytes());
+    let h = standard_headers(
+        MEDUSA_SECRET,
+        "msg_01M86H29KZ7Q4T2W0Y3X5V6B8N",
+        now(),
+        body.as_bytes(),
+    );
     let (status, answer) = post_raw(&app, MEDUSA_PATH, &h, body.clone().into_bytes()).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["duplicate"], false);
@@ -276,7 +290,10 @@ async fn seed_test_4_medusa_webhook_is_logged_verified_and_retried() {
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!((event.as_str(), ext.as_str(), status.as_str()), ("product.updated", "msg_01M86H29KZ7Q4T2W0Y3X5V6B8N", "received"));
+    assert_eq!(
+        (event.as_str(), ext.as_str(), status.as_str()),
+        ("product.updated", "msg_01M86H29KZ7Q4T2W0Y3X5V6B8N", "received")
+    );
     assert_eq!(headers["webhook-signature"], "[redacted]");
     assert_eq!(raw, body.as_bytes());
     assert_eq!(job_count(&app, "process_webhook").await, 1);
@@ -285,11 +302,17 @@ async fn seed_test_4_medusa_webhook_is_logged_verified_and_retried() {
     let (status, err) = post_raw(&app, MEDUSA_PATH, &bad, body.clone().into_bytes()).await;
     assert_eq!(status, 401);
     assert_eq!(err["errors"][0]["message"], "Invalid webhook signature.");
-    assert_eq!(job_count(&app, "process_webhook").await, 1, "refused deliveries are not processed");
+    assert_eq!(
+        job_count(&app, "process_webhook").await,
+        1,
+        "refused deliveries are not processed"
+    );
     // 4. Retry logic: the first processing attempt meets Medusa unreachable (retrying, with
     //    next_retry_at); the webhook-retry cron then processes it against the live fake.
     let ix_down = integrations(&app, "http://127.0.0.1:9", &[]);
-    let s = queue::run_batch(&ix_down, queue::WEBHOOK_TYPES, 10).await.unwrap();
+    let s = queue::run_batch(&ix_down, queue::WEBHOOK_TYPES, 10)
+        .await
+        .unwrap();
     assert_eq!((s.claimed, s.retried), (1, 1), "{s:?}");
     let (st, attempts, next): (String, i32, Option<time::OffsetDateTime>) =
         sqlx::query_as("SELECT status, attempts, next_retry_at FROM webhook_logs WHERE id = $1::text::uuid")
@@ -309,12 +332,17 @@ async fn seed_test_4_medusa_webhook_is_logged_verified_and_retried() {
         .unwrap();
     let (code, summary) = json(res).await;
     assert_eq!(code, 200);
-    assert_eq!((summary["claimed"].as_u64(), summary["succeeded"].as_u64()), (Some(1), Some(1)), "{summary}");
-    let (st, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM webhook_logs WHERE id = $1::text::uuid")
-        .bind(answer["id"].as_str().unwrap())
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    assert_eq!(
+        (summary["claimed"].as_u64(), summary["succeeded"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
+    let (st, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM webhook_logs WHERE id = $1::text::uuid")
+            .bind(answer["id"].as_str().unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!((st.as_str(), attempts), ("success", 2));
     // The handler refreshed the product content's snapshot from Medusa.
     let snap: Value = sqlx::query_scalar("SELECT medusa_snapshot FROM product_content WHERE medusa_product_id = 'prod_01M86H29K34E9H744CVCB6KTD9'")
@@ -334,30 +362,67 @@ async fn every_source_refuses_bad_deliveries_and_logs_each_exactly_once() {
     // ---- Medusa (Standard Webhooks)
     let body = medusa_body("prod_1");
     let ok = standard_headers(MEDUSA_SECRET, "msg_a", now(), body.as_bytes());
-    assert_eq!(post_raw(&app, MEDUSA_PATH, &ok, body.clone().into_bytes()).await.0, 200);
+    assert_eq!(
+        post_raw(&app, MEDUSA_PATH, &ok, body.clone().into_bytes())
+            .await
+            .0,
+        200
+    );
     let (s, dup) = post_raw(&app, MEDUSA_PATH, &ok, body.clone().into_bytes()).await;
     assert_eq!((s, dup["duplicate"].as_bool()), (200, Some(true)), "redelivery");
     let wrong = standard_headers("whsec_d3Jvbmc=", "msg_b", now(), body.as_bytes());
-    assert_eq!(post_raw(&app, MEDUSA_PATH, &wrong, body.clone().into_bytes()).await.0, 401);
-    let missing: Vec<_> = ok.iter().filter(|(k, _)| *k != "webhook-signature").cloned().collect();
-    assert_eq!(post_raw(&app, MEDUSA_PATH, &missing, body.clone().into_bytes()).await.0, 401);
+    assert_eq!(
+        post_raw(&app, MEDUSA_PATH, &wrong, body.clone().into_bytes())
+            .await
+            .0,
+        401
+    );
+    let missing: Vec<_> = ok
+        .iter()
+        .filter(|(k, _)| *k != "webhook-signature")
+        .cloned()
+        .collect();
+    assert_eq!(
+        post_raw(&app, MEDUSA_PATH, &missing, body.clone().into_bytes())
+            .await
+            .0,
+        401
+    );
     let stale = standard_headers(MEDUSA_SECRET, "msg_c", now() - 301, body.as_bytes());
-    assert_eq!(post_raw(&app, MEDUSA_PATH, &stale, body.clone().into_bytes()).await.0, 401);
+    assert_eq!(
+        post_raw(&app, MEDUSA_PATH, &stale, body.clone().into_bytes())
+            .await
+            .0,
+        401
+    );
     let signed = standard_headers(MEDUSA_SECRET, "msg_d", now(), body.as_bytes());
     let mut altered = body.clone().into_bytes();
     altered[20] ^= 1;
     assert_eq!(post_raw(&app, MEDUSA_PATH, &signed, altered).await.0, 401);
-    let (s, e) = post_raw(&app, MEDUSA_PATH, &standard_headers(MEDUSA_SECRET, "msg_e", now(), &big), big.clone()).await;
+    let (s, e) = post_raw(
+        &app,
+        MEDUSA_PATH,
+        &standard_headers(MEDUSA_SECRET, "msg_e", now(), &big),
+        big.clone(),
+    )
+    .await;
     assert_eq!(s, 413, "{e}");
     // The original format (x-medusa-signature: t=…,v1=…) is accepted too; stale is refused.
     let legacy = br#"{"event":"product.updated","data":{"id":"prod_01"}}"#.to_vec();
-    let h = vec![("x-medusa-signature", sig::medusa_legacy_sign(MEDUSA_SECRET, now(), &legacy))];
+    let h = vec![(
+        "x-medusa-signature",
+        sig::medusa_legacy_sign(MEDUSA_SECRET, now(), &legacy),
+    )];
     assert_eq!(post_raw(&app, MEDUSA_PATH, &h, legacy.clone()).await.0, 200);
-    let h = vec![("x-medusa-signature", sig::medusa_legacy_sign(MEDUSA_SECRET, now() - 1000, &legacy))];
+    let h = vec![(
+        "x-medusa-signature",
+        sig::medusa_legacy_sign(MEDUSA_SECRET, now() - 1000, &legacy),
+    )];
     assert_eq!(post_raw(&app, MEDUSA_PATH, &h, legacy.clone()).await.0, 401);
 
     let rows = logs(&app, "medusa").await;
-    let statuses: Vec<(&str, bool, bool, bool)> = rows.iter().map(|r| (r.0.as_str(), r.1, r.2, r.3)).collect();
+    let statuses: Vec<(&str, bool, bool, bool)> =
+        rows.iter().map(|r| (r.0.as_str(), r.1, r.2, r.3)).collect();
     assert_eq!(
         statuses,
         vec![
@@ -375,8 +440,15 @@ async fn every_source_refuses_bad_deliveries_and_logs_each_exactly_once() {
     let errors: Vec<Option<String>> = rows.iter().map(|r| r.4.clone()).collect();
     assert_eq!(errors[2].as_deref(), Some("Invalid webhook signature."));
     assert_eq!(errors[3].as_deref(), Some("Missing webhook signature."));
-    assert_eq!(errors[4].as_deref(), Some("Webhook timestamp is outside the replay window."));
-    assert_eq!(job_count(&app, "process_webhook").await, 2, "only the two accepted deliveries are processed");
+    assert_eq!(
+        errors[4].as_deref(),
+        Some("Webhook timestamp is outside the replay window.")
+    );
+    assert_eq!(
+        job_count(&app, "process_webhook").await,
+        2,
+        "only the two accepted deliveries are processed"
+    );
 
     // ---- Fleetbase
     let created = time::OffsetDateTime::now_utc();
@@ -389,13 +461,27 @@ async fn every_source_refuses_bad_deliveries_and_logs_each_exactly_once() {
     };
     let fresh = created.format(&fmt).unwrap();
     let body = fb("event_1", &fresh);
-    let h = |b: &[u8]| vec![("content-type", "application/json".to_string()), ("signature", sig::fleetbase_sign(FLEETBASE_SECRET, b))];
-    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h(&body), body.clone()).await.0, 200);
-    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h(&body), body.clone()).await.1["duplicate"], true);
+    let h = |b: &[u8]| {
+        vec![
+            ("content-type", "application/json".to_string()),
+            ("signature", sig::fleetbase_sign(FLEETBASE_SECRET, b)),
+        ]
+    };
+    assert_eq!(
+        post_raw(&app, FLEETBASE_PATH, &h(&body), body.clone()).await.0,
+        200
+    );
+    assert_eq!(
+        post_raw(&app, FLEETBASE_PATH, &h(&body), body.clone()).await.1["duplicate"],
+        true
+    );
     let wrong = vec![("signature", sig::fleetbase_sign("nope", &body))];
     assert_eq!(post_raw(&app, FLEETBASE_PATH, &wrong, body.clone()).await.0, 401);
     assert_eq!(post_raw(&app, FLEETBASE_PATH, &[], body.clone()).await.0, 401);
-    let old = fb("event_2", &(created - time::Duration::hours(25)).format(&fmt).unwrap());
+    let old = fb(
+        "event_2",
+        &(created - time::Duration::hours(25)).format(&fmt).unwrap(),
+    );
     assert_eq!(post_raw(&app, FLEETBASE_PATH, &h(&old), old.clone()).await.0, 401);
     let mut altered = body.clone();
     altered[5] ^= 1;
@@ -405,7 +491,15 @@ async fn every_source_refuses_bad_deliveries_and_logs_each_exactly_once() {
     let statuses: Vec<(&str, bool)> = rows.iter().map(|r| (r.0.as_str(), r.1)).collect();
     assert_eq!(
         statuses,
-        vec![("received", true), ("duplicate", true), ("failed", false), ("failed", false), ("failed", false), ("failed", false), ("failed", false)]
+        vec![
+            ("received", true),
+            ("duplicate", true),
+            ("failed", false),
+            ("failed", false),
+            ("failed", false),
+            ("failed", false),
+            ("failed", false)
+        ]
     );
     // The tenant came from the verified body's meta (a handle).
     let tenant: Option<uuid::Uuid> = sqlx::query_scalar(
@@ -423,8 +517,21 @@ async fn every_source_refuses_bad_deliveries_and_logs_each_exactly_once() {
     let body = erp(&fresh);
     let h = |b: &[u8]| vec![("x-frappe-webhook-signature", sig::erpnext_sign(ERP_SECRET, b))];
     assert_eq!(post_raw(&app, ERP_PATH, &h(&body), body.clone()).await.0, 200);
-    assert_eq!(post_raw(&app, ERP_PATH, &h(&body), body.clone()).await.1["duplicate"], true);
-    assert_eq!(post_raw(&app, ERP_PATH, &[("x-frappe-webhook-signature", sig::erpnext_sign("x", &body))], body.clone()).await.0, 401);
+    assert_eq!(
+        post_raw(&app, ERP_PATH, &h(&body), body.clone()).await.1["duplicate"],
+        true
+    );
+    assert_eq!(
+        post_raw(
+            &app,
+            ERP_PATH,
+            &[("x-frappe-webhook-signature", sig::erpnext_sign("x", &body))],
+            body.clone()
+        )
+        .await
+        .0,
+        401
+    );
     assert_eq!(post_raw(&app, ERP_PATH, &[], body.clone()).await.0, 401);
     let old = erp(&(created - time::Duration::hours(30)).format(&fmt).unwrap());
     assert_eq!(post_raw(&app, ERP_PATH, &h(&old), old.clone()).await.0, 401);
@@ -439,12 +546,23 @@ async fn every_source_refuses_bad_deliveries_and_logs_each_exactly_once() {
     let statuses: Vec<(&str, bool)> = rows.iter().map(|r| (r.0.as_str(), r.1)).collect();
     assert_eq!(
         statuses,
-        vec![("received", true), ("duplicate", true), ("failed", false), ("failed", false), ("failed", false), ("failed", false), ("failed", false), ("failed", true)]
+        vec![
+            ("received", true),
+            ("duplicate", true),
+            ("failed", false),
+            ("failed", false),
+            ("failed", false),
+            ("failed", false),
+            ("failed", false),
+            ("failed", true)
+        ]
     );
-    let ext: String = sqlx::query_scalar("SELECT external_event_id FROM webhook_logs WHERE system_type = 'erpnext' AND status = 'received'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let ext: String = sqlx::query_scalar(
+        "SELECT external_event_id FROM webhook_logs WHERE system_type = 'erpnext' AND status = 'received'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     assert_eq!(ext, format!("Sales Order:SAL-ORD-2026-00001:{fresh}.123456:"));
     app.stop().await;
 }
@@ -453,10 +571,23 @@ async fn every_source_refuses_bad_deliveries_and_logs_each_exactly_once() {
 async fn missing_secret_is_401_and_tenant_secrets_take_precedence_with_rotation() {
     let (_m, murl) = start_fake_medusa().await;
     let app = spawn(&murl, &[("FLEETBASE_WEBHOOK_SECRET", "")]).await;
-    let body = br#"{"id":"event_x","event":"order.created","data":{"meta":{"tenant_id":"fashionista-sa"}}}"#.to_vec();
-    let (s, e) = post_raw(&app, FLEETBASE_PATH, &[("signature", sig::fleetbase_sign("any", &body))], body.clone()).await;
-    assert_eq!(s, 401, "no secret configured: refused (the original processed it)");
-    assert_eq!(e["errors"][0]["message"], "No webhook secret is configured for this source.");
+    let body = br#"{"id":"event_x","event":"order.created","data":{"meta":{"tenant_id":"fashionista-sa"}}}"#
+        .to_vec();
+    let (s, e) = post_raw(
+        &app,
+        FLEETBASE_PATH,
+        &[("signature", sig::fleetbase_sign("any", &body))],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        s, 401,
+        "no secret configured: refused (the original processed it)"
+    );
+    assert_eq!(
+        e["errors"][0]["message"],
+        "No webhook secret is configured for this source."
+    );
 
     // A tenant endpoint with its own secret, created through the API (stored encrypted).
     let admin = app.admin_token().await;
@@ -472,12 +603,16 @@ async fn missing_secret_is_401_and_tenant_secrets_take_precedence_with_rotation(
     .await;
     assert_eq!(st, 201, "{ep}");
     let id = ep["doc"]["id"].as_str().unwrap().to_string();
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT webhook_secret_enc FROM integration_endpoints WHERE id = $1::uuid")
-        .bind(&id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&stored).contains("tenant-old"), "secret stored encrypted");
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT webhook_secret_enc FROM integration_endpoints WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&stored).contains("tenant-old"),
+        "secret stored encrypted"
+    );
     let send = |secret: &'static str, n: u32| {
         let body = format!(r#"{{"id":"event_{n}","event":"order.created","data":{{"meta":{{"tenant_id":"fashionista-sa"}}}}}}"#).into_bytes();
         let h = vec![("signature", sig::fleetbase_sign(secret, &body))];
@@ -487,21 +622,35 @@ async fn missing_secret_is_401_and_tenant_secrets_take_precedence_with_rotation(
     assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 200);
     // Rotate: the old secret stays valid (24 h grace), the new one works at once.
     let (st, _) = json(
-        app.send(Method::PATCH, &format!("/api/integration-endpoints/{id}"), Some(&admin), Some(json!({"webhookSecret": "tenant-new"}))).await,
+        app.send(
+            Method::PATCH,
+            &format!("/api/integration-endpoints/{id}"),
+            Some(&admin),
+            Some(json!({"webhookSecret": "tenant-new"})),
+        )
+        .await,
     )
     .await;
     assert_eq!(st, 200);
     let (h, b) = send("tenant-new", 2);
     assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 200);
     let (h, b) = send("tenant-old", 3);
-    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 200, "previous secret within its grace period");
+    assert_eq!(
+        post_raw(&app, FLEETBASE_PATH, &h, b).await.0,
+        200,
+        "previous secret within its grace period"
+    );
     sqlx::query("UPDATE integration_endpoints SET previous_webhook_secret_expires_at = now() - interval '1 second' WHERE id = $1::uuid")
         .bind(&id)
         .execute(&app.pool)
         .await
         .unwrap();
     let (h, b) = send("tenant-old", 4);
-    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 401, "grace period over");
+    assert_eq!(
+        post_raw(&app, FLEETBASE_PATH, &h, b).await.0,
+        401,
+        "grace period over"
+    );
     let endpoint_rows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM webhook_logs WHERE system_type = 'fleetbase' AND endpoint_id = $1::uuid AND tenant_id = $2::uuid",
     )
@@ -530,7 +679,15 @@ async fn create_published(app: &TestApp, admin: &str, product: &str) -> String {
 }
 
 async fn cron(app: &TestApp, path: &str) -> (u16, Value) {
-    json(app.client.post(app.url(path)).header("authorization", format!("Bearer {CRON}")).send().await.unwrap()).await
+    json(
+        app.client
+            .post(app.url(path))
+            .header("authorization", format!("Bearer {CRON}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -552,7 +709,11 @@ async fn seed_test_5_product_content_sync_job_updates_medusa() {
     // 3. Trigger /api/cron/sync.
     let (code, summary) = cron(&app, "/api/cron/sync").await;
     assert_eq!(code, 200);
-    assert_eq!((summary["claimed"].as_u64(), summary["succeeded"].as_u64()), (Some(1), Some(1)), "{summary}");
+    assert_eq!(
+        (summary["claimed"].as_u64(), summary["succeeded"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
     assert!(summary["took_ms"].is_u64());
     // 4. Medusa was updated: POST /admin/products/prod_T5 with Basic auth, the idempotency key,
     //    and the metadata contract.
@@ -562,7 +723,14 @@ async fn seed_test_5_product_content_sync_job_updates_medusa() {
     assert_eq!(bodies[0].1, key);
     assert_eq!(bodies[0].2["metadata"]["cms_page_id"], id.as_str());
     assert_eq!(bodies[0].2["metadata"]["tenant_id"], FASHIONISTA);
-    assert!(bodies[0].2["metadata"]["cms_sync_version"].as_str().unwrap().parse::<i64>().unwrap() > 0);
+    assert!(
+        bodies[0].2["metadata"]["cms_sync_version"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 0
+    );
     let (st, synced, snapshot): (String, String, Value) = sqlx::query_as(
         "SELECT j.status, p.sync_status, p.medusa_snapshot FROM sync_jobs j JOIN product_content p ON p.id::text = j.source_doc_id WHERE j.source_doc_id = $1",
     )
@@ -574,20 +742,78 @@ async fn seed_test_5_product_content_sync_job_updates_medusa() {
     assert_eq!(snapshot["metadata"]["cms_page_id"], id.as_str());
     // Reconcile: Medusa now has our version → in sync, nothing enqueued; a product whose
     // metadata lost the version is re-pushed.
-    let (code, rep) = json(app.send(Method::POST, "/api/integrations/payload/reconcile", Some(&admin), None).await).await;
+    let (code, rep) = json(
+        app.send(
+            Method::POST,
+            "/api/integrations/payload/reconcile",
+            Some(&admin),
+            None,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(code, 200, "{rep}");
-    assert_eq!((rep["report"]["inSync"].as_u64(), rep["report"]["enqueued"].as_u64()), (Some(1), Some(0)), "{rep}");
+    assert_eq!(
+        (
+            rep["report"]["inSync"].as_u64(),
+            rep["report"]["enqueued"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{rep}"
+    );
     medusa.products.lock().unwrap().get_mut("prod_T5").unwrap()["metadata"] = json!({});
-    let (_, rep) = json(app.send(Method::POST, "/api/integrations/payload/reconcile", Some(&admin), None).await).await;
+    let (_, rep) = json(
+        app.send(
+            Method::POST,
+            "/api/integrations/payload/reconcile",
+            Some(&admin),
+            None,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(rep["report"]["enqueued"].as_u64(), Some(1), "{rep}");
     // push-to-medusa (admin) enqueues on demand; an editor may not.
-    let (code, pushed) = json(app.send(Method::POST, "/api/integrations/payload/push-to-medusa", Some(&admin), Some(json!({"where": {"medusaProductId": {"equals": "prod_T5"}}}))).await).await;
+    let (code, pushed) = json(
+        app.send(
+            Method::POST,
+            "/api/integrations/payload/push-to-medusa",
+            Some(&admin),
+            Some(json!({"where": {"medusaProductId": {"equals": "prod_T5"}}})),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(code, 200, "{pushed}");
-    assert_eq!((pushed["matched"].as_u64(), pushed["alreadyQueued"].as_u64()), (Some(1), Some(1)), "coalesces with the queued reconcile push");
-    let editor = app.member("editor@fashionista.sa", FASHIONISTA, &["content_editor"]).await;
-    let (code, _) = json(app.send(Method::POST, "/api/integrations/payload/push-to-medusa", Some(&editor), Some(json!({"id": id}))).await).await;
+    assert_eq!(
+        (pushed["matched"].as_u64(), pushed["alreadyQueued"].as_u64()),
+        (Some(1), Some(1)),
+        "coalesces with the queued reconcile push"
+    );
+    let editor = app
+        .member("editor@fashionista.sa", FASHIONISTA, &["content_editor"])
+        .await;
+    let (code, _) = json(
+        app.send(
+            Method::POST,
+            "/api/integrations/payload/push-to-medusa",
+            Some(&editor),
+            Some(json!({"id": id})),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(code, 403);
-    let (code, _) = json(app.send(Method::POST, "/api/integrations/payload/push-to-medusa", None, Some(json!({"id": id}))).await).await;
+    let (code, _) = json(
+        app.send(
+            Method::POST,
+            "/api/integrations/payload/push-to-medusa",
+            None,
+            Some(json!({"id": id})),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(code, 401);
     app.stop().await;
 }
@@ -610,16 +836,20 @@ async fn medusa_500_then_recovery_timeout_and_permanent_errors() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert!(err.contains("500") && err.contains("An unknown error occurred."), "{err}");
+    assert!(
+        err.contains("500") && err.contains("An unknown error occurred."),
+        "{err}"
+    );
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(30)).await;
         queue::run_batch(&ix, queue::SYNC_TYPES, 10).await.unwrap();
     }
-    let (st, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM sync_jobs WHERE source_doc_id = $1")
-        .bind(&id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (st, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM sync_jobs WHERE source_doc_id = $1")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!((st.as_str(), attempts), ("success", 3));
     assert_eq!(medusa.applied_total(), 1);
 
@@ -627,10 +857,17 @@ async fn medusa_500_then_recovery_timeout_and_permanent_errors() {
     medusa.hang.store(true, Ordering::SeqCst);
     let ix = integrations(&app, &murl, &[("SYNC_MAX_ATTEMPTS", "2")]);
     let hid = create_published(&app, &admin, "prod_H").await;
-    sqlx::query("UPDATE sync_jobs SET max_attempts = 2 WHERE source_doc_id = $1").bind(&hid).execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE sync_jobs SET max_attempts = 2 WHERE source_doc_id = $1")
+        .bind(&hid)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let s = queue::run_batch(&ix, queue::SYNC_TYPES, 10).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "the timeout bounds the call");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the timeout bounds the call"
+    );
     assert_eq!(s.retried, 1, "{s:?}");
     tokio::time::sleep(Duration::from_millis(30)).await;
     let s = queue::run_batch(&ix, queue::SYNC_TYPES, 10).await.unwrap();
@@ -651,11 +888,12 @@ async fn medusa_500_then_recovery_timeout_and_permanent_errors() {
     let nid = create_published(&app, &admin, "prod_missing").await;
     let s = queue::run_batch(&ix, queue::SYNC_TYPES, 10).await.unwrap();
     assert_eq!(s.failed, 1, "{s:?}");
-    let (st, attempts): (String, i32) = sqlx::query_as("SELECT status, attempts FROM sync_jobs WHERE source_doc_id = $1")
-        .bind(&nid)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (st, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM sync_jobs WHERE source_doc_id = $1")
+            .bind(&nid)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!((st.as_str(), attempts), ("failed", 1));
     app.stop().await;
 }
@@ -677,10 +915,12 @@ async fn insert_jobs(app: &TestApp, n: i32) {
 async fn wait_all_done(app: &TestApp, n: i64, secs: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_jobs WHERE status IN ('success', 'failed', 'dead')")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sync_jobs WHERE status IN ('success', 'failed', 'dead')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
         if done >= n {
             return;
         }
@@ -722,7 +962,14 @@ async fn a_killed_worker_s_job_is_finished_by_another_after_its_lease_expires() 
     let app = spawn(&murl, &[]).await;
     insert_jobs(&app, 1).await;
     medusa.hang.store(true, Ordering::SeqCst);
-    let ix = integrations(&app, &murl, &[("SYNC_LEASE_SECONDS", "1"), ("MEDUSA_REQUEST_TIMEOUT_MS", "20000")]);
+    let ix = integrations(
+        &app,
+        &murl,
+        &[
+            ("SYNC_LEASE_SECONDS", "1"),
+            ("MEDUSA_REQUEST_TIMEOUT_MS", "20000"),
+        ],
+    );
     let victim = queue::spawn_workers(&ix, 1);
     // Wait until the job is in flight at Medusa, then kill the worker.
     for _ in 0..100 {
@@ -743,10 +990,11 @@ async fn a_killed_worker_s_job_is_finished_by_another_after_its_lease_expires() 
     let rescuer = queue::spawn_workers(&ix, 1);
     wait_all_done(&app, 1, 20).await;
     rescuer[0].abort();
-    let (st, attempts, logs): (String, i32, Value) = sqlx::query_as("SELECT status, attempts, logs FROM sync_jobs")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (st, attempts, logs): (String, i32, Value) =
+        sqlx::query_as("SELECT status, attempts, logs FROM sync_jobs")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!((st.as_str(), attempts), ("success", 2));
     assert!(logs.to_string().contains("lease"), "{logs}");
     assert_eq!(medusa.applied_total(), 1, "applied once at Medusa");
@@ -761,9 +1009,21 @@ async fn cron_routes_need_the_secret_and_concurrent_calls_never_share_a_job() {
     for path in ["/api/cron/sync", "/api/cron/webhook-retry", "/api/cron/reconcile"] {
         let res = app.client.post(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 401, "{path} without secret");
-        let res = app.client.post(app.url(path)).header("x-cron-secret", "wrong").send().await.unwrap();
+        let res = app
+            .client
+            .post(app.url(path))
+            .header("x-cron-secret", "wrong")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401, "{path} with a wrong secret");
-        let res = app.client.post(app.url(path)).header("authorization", "Bearer wrong").send().await.unwrap();
+        let res = app
+            .client
+            .post(app.url(path))
+            .header("authorization", "Bearer wrong")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401);
     }
     insert_jobs(&app, 200).await;
@@ -774,23 +1034,50 @@ async fn cron_routes_need_the_secret_and_concurrent_calls_never_share_a_job() {
     assert_eq!((claimed, succeeded), (200, 200), "{a:?} {b:?}");
     assert_eq!(medusa.requests.load(Ordering::SeqCst), 200);
     // The x-cron-secret header works as well.
-    let res = app.client.post(app.url("/api/cron/webhook-retry")).header("x-cron-secret", CRON).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/cron/webhook-retry"))
+        .header("x-cron-secret", CRON)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     // Scheduler: one instance at a time (advisory lock held elsewhere → skipped).
     let ix = integrations(&app, &murl, &[]);
     let mut holder = app.pool.acquire().await.unwrap();
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(cityos::integrations::scheduler::LOCK_SYNC).execute(&mut *holder).await.unwrap();
-    assert!(cityos::integrations::scheduler::run_once(&ix, cityos::integrations::scheduler::Task::Sync).await.unwrap().is_none());
-    sqlx::query("SELECT pg_advisory_unlock($1)").bind(cityos::integrations::scheduler::LOCK_SYNC).execute(&mut *holder).await.unwrap();
-    assert!(cityos::integrations::scheduler::run_once(&ix, cityos::integrations::scheduler::Task::Sync).await.unwrap().is_some());
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(cityos::integrations::scheduler::LOCK_SYNC)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    assert!(
+        cityos::integrations::scheduler::run_once(&ix, cityos::integrations::scheduler::Task::Sync)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(cityos::integrations::scheduler::LOCK_SYNC)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    assert!(
+        cityos::integrations::scheduler::run_once(&ix, cityos::integrations::scheduler::Task::Sync)
+            .await
+            .unwrap()
+            .is_some()
+    );
     app.stop().await;
 }
+
+/// Headers and body of one delivery received by the test endpoint.
+type Delivery = (HeaderMap, Vec<u8>);
 
 #[tokio::test]
 async fn subscribed_endpoints_receive_standard_webhooks_signed_events() {
     let (_m, murl) = start_fake_medusa().await;
     // A receiving endpoint that verifies the signature like a subscriber would.
-    let received: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+    let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let r2 = received.clone();
     let hook = Router::new().route(
         "/hook",
@@ -822,7 +1109,13 @@ async fn subscribed_endpoints_receive_standard_webhooks_signed_events() {
     .await;
     assert_eq!(st, 201, "{ep}");
     let (st, page) = json(
-        app.send(Method::POST, "/api/pages", Some(&admin), Some(json!({"tenant": FASHIONISTA, "title": "Launch", "status": "published"}))).await,
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&admin),
+            Some(json!({"tenant": FASHIONISTA, "title": "Launch", "status": "published"})),
+        )
+        .await,
     )
     .await;
     assert_eq!(st, 201, "{page}");
@@ -834,17 +1127,27 @@ async fn subscribed_endpoints_receive_standard_webhooks_signed_events() {
     let (h, body) = &got[0];
     let g = |n: &str| h.get(n).unwrap().to_str().unwrap().to_string();
     assert_eq!(
-        sig::verify_standard(&[secret], &g("webhook-id"), &g("webhook-timestamp"), body, &g("webhook-signature")),
+        sig::verify_standard(
+            &[secret],
+            &g("webhook-id"),
+            &g("webhook-timestamp"),
+            body,
+            &g("webhook-signature")
+        ),
         Ok(0)
     );
     let event: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(event["type"], "pages.published");
     assert_eq!(event["data"]["id"], page["doc"]["id"]);
-    let (status, code, dir): (String, i32, String) =
-        sqlx::query_as("SELECT status, response_code, direction FROM webhook_logs WHERE direction = 'outbound'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!((status.as_str(), code, dir.as_str()), ("success", 204, "outbound"));
+    let (status, code, dir): (String, i32, String) = sqlx::query_as(
+        "SELECT status, response_code, direction FROM webhook_logs WHERE direction = 'outbound'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (status.as_str(), code, dir.as_str()),
+        ("success", 204, "outbound")
+    );
     app.stop().await;
 }

@@ -41,7 +41,8 @@ pub async fn after_finish(ix: &Arc<Integrations>, job: &Job, outcome: &Outcome, 
         match job.job_type.as_str() {
             "payload_to_medusa" if job.source_collection.as_deref() == Some("product-content") => {
                 let error = match (outcome, finished) {
-                    (Outcome::Fail(e), Finished::Failed) | (Outcome::Retry { error: e, .. }, Finished::Dead) => e,
+                    (Outcome::Fail(e), Finished::Failed)
+                    | (Outcome::Retry { error: e, .. }, Finished::Dead) => e,
                     _ => return Ok(()),
                 };
                 let Some(id) = job.source_doc_id.as_deref().and_then(|s| Uuid::parse_str(s).ok()) else {
@@ -58,7 +59,9 @@ pub async fn after_finish(ix: &Arc<Integrations>, job: &Job, outcome: &Outcome, 
                 tx.commit().await
             }
             "process_webhook" => {
-                let Some(log) = job.webhook_log_id else { return Ok(()) };
+                let Some(log) = job.webhook_log_id else {
+                    return Ok(());
+                };
                 let status = match finished {
                     Finished::Succeeded => "success",
                     Finished::Retried => "retrying",
@@ -68,7 +71,9 @@ pub async fn after_finish(ix: &Arc<Integrations>, job: &Job, outcome: &Outcome, 
                 };
                 let error = match outcome {
                     Outcome::Success(_) => None,
-                    Outcome::Fail(e) | Outcome::Retry { error: e, .. } => Some(super::queue::truncate(e, 4000)),
+                    Outcome::Fail(e) | Outcome::Retry { error: e, .. } => {
+                        Some(super::queue::truncate(e, 4000))
+                    }
                 };
                 let mut tx = begin(&ix.pool, &DbScope::system()).await?;
                 sqlx::query(
@@ -105,7 +110,10 @@ pub fn sync_version(doc: &Value) -> String {
         .unwrap_or_else(|| "0".into())
 }
 
-async fn medusa_or_fail(ix: &Integrations, tenant: Option<Uuid>) -> Result<Result<MedusaTarget, Outcome>, sqlx::Error> {
+async fn medusa_or_fail(
+    ix: &Integrations,
+    tenant: Option<Uuid>,
+) -> Result<Result<MedusaTarget, Outcome>, sqlx::Error> {
     Ok(match medusa::target_for(ix, tenant).await? {
         Some(t) => Ok(t),
         None => Err(Outcome::Fail(
@@ -119,14 +127,16 @@ async fn push_to_medusa(ix: &Arc<Integrations>, job: &Job) -> Result<Outcome, sq
     let collection = job.source_collection.as_deref().unwrap_or("");
     if collection != "product-content" {
         // Pages and vendor stores have no counterpart in Medusa's core Admin API.
-        return Ok(Outcome::Success(format!("nothing to push for {collection}; acknowledged")));
+        return Ok(Outcome::Success(format!(
+            "nothing to push for {collection}; acknowledged"
+        )));
     }
     let doc = job.payload.clone().unwrap_or(Value::Null);
-    let Some(product_id) = job
-        .target_id
-        .clone()
-        .or_else(|| doc.get("medusaProductId").and_then(Value::as_str).map(str::to_string))
-    else {
+    let Some(product_id) = job.target_id.clone().or_else(|| {
+        doc.get("medusaProductId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }) else {
         return Ok(Outcome::Fail("no medusaProductId to push to".into()));
     };
     let target = match medusa_or_fail(ix, job.tenant_id).await? {
@@ -170,7 +180,11 @@ async fn push_to_medusa(ix: &Arc<Integrations>, job: &Job) -> Result<Outcome, sq
 /// Re-fetches a Medusa product and refreshes the snapshot of the product content linked to
 /// it. Our own pushes come back as `product.updated`; writing the same snapshot again is
 /// harmless and enqueues nothing (this write bypasses the engine's hooks).
-async fn refresh_product(ix: &Arc<Integrations>, tenant: Option<Uuid>, product_id: &str) -> Result<Outcome, sqlx::Error> {
+async fn refresh_product(
+    ix: &Arc<Integrations>,
+    tenant: Option<Uuid>,
+    product_id: &str,
+) -> Result<Outcome, sqlx::Error> {
     let target = match medusa_or_fail(ix, tenant).await? {
         Ok(t) => t,
         Err(o) => return Ok(o),
@@ -185,7 +199,11 @@ async fn refresh_product(ix: &Arc<Integrations>, tenant: Option<Uuid>, product_i
     let variants: Vec<String> = product
         .get("variants")
         .and_then(Value::as_array)
-        .map(|vs| vs.iter().filter_map(|v| v.get("id")?.as_str().map(str::to_string)).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter_map(|v| v.get("id")?.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let scope = DbScope {
         tenant_id: tenant,
@@ -212,7 +230,11 @@ async fn refresh_product(ix: &Arc<Integrations>, tenant: Option<Uuid>, product_i
     )))
 }
 
-async fn mark_deleted(ix: &Integrations, tenant: Option<Uuid>, product_id: &str) -> Result<Outcome, sqlx::Error> {
+async fn mark_deleted(
+    ix: &Integrations,
+    tenant: Option<Uuid>,
+    product_id: &str,
+) -> Result<Outcome, sqlx::Error> {
     let scope = DbScope {
         tenant_id: tenant,
         user_id: None,
@@ -233,18 +255,22 @@ async fn mark_deleted(ix: &Integrations, tenant: Option<Uuid>, product_id: &str)
     )))
 }
 
+/// system type, event type, raw body, tenant of a stored delivery.
+type LogRowData = (String, String, Option<Vec<u8>>, Option<Uuid>);
+
 /// `process_webhook`: the stored delivery → its handler.
 async fn process_webhook(ix: &Arc<Integrations>, job: &Job) -> Result<Outcome, sqlx::Error> {
     let Some(log) = job.webhook_log_id else {
-        return Ok(Outcome::Fail("process_webhook job without its webhook log".into()));
+        return Ok(Outcome::Fail(
+            "process_webhook job without its webhook log".into(),
+        ));
     };
     let mut tx = begin(&ix.pool, &DbScope::system()).await?;
-    let row: Option<(String, String, Option<Vec<u8>>, Option<Uuid>)> = sqlx::query_as(
-        "SELECT system_type, event_type, raw_body, tenant_id FROM webhook_logs WHERE id = $1",
-    )
-    .bind(log)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row: Option<LogRowData> =
+        sqlx::query_as("SELECT system_type, event_type, raw_body, tenant_id FROM webhook_logs WHERE id = $1")
+            .bind(log)
+            .fetch_optional(&mut *tx)
+            .await?;
     tx.commit().await?;
     let Some((system, event, body, tenant)) = row else {
         return Ok(Outcome::Fail("the webhook log is gone".into()));
@@ -279,6 +305,9 @@ async fn process_webhook(ix: &Arc<Integrations>, job: &Job) -> Result<Outcome, s
     }
 }
 
+/// id, store, Medusa product, version last pushed, synced, push payload.
+type ContentRow = (Uuid, Option<Uuid>, String, Option<String>, bool, Value);
+
 /// Counts of one reconciliation.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -294,7 +323,10 @@ pub struct ReconcileReport {
 
 /// Compares Medusa's products with `product-content` of `tenant` (all tenants when `None`)
 /// and enqueues a push for every document whose version Medusa does not have.
-pub async fn reconcile(ix: &Integrations, tenant: Option<Uuid>) -> Result<Result<ReconcileReport, Outcome>, sqlx::Error> {
+pub async fn reconcile(
+    ix: &Integrations,
+    tenant: Option<Uuid>,
+) -> Result<Result<ReconcileReport, Outcome>, sqlx::Error> {
     let mut report = ReconcileReport::default();
     let tenants: Vec<Uuid> = match tenant {
         Some(t) => vec![t],
@@ -335,7 +367,7 @@ pub async fn reconcile(ix: &Integrations, tenant: Option<Uuid>) -> Result<Result
             all_tenants: false,
         };
         let mut tx = begin(&ix.pool, &scope).await?;
-        let docs: Vec<(Uuid, Option<Uuid>, String, Option<String>, bool, Value)> = sqlx::query_as(
+        let docs: Vec<ContentRow> = sqlx::query_as(
             "SELECT id, store_id, medusa_product_id, medusa_snapshot #>> '{metadata,cms_sync_version}',
                     sync_status = 'synced',
                     jsonb_build_object('id', id, 'medusaProductId', medusa_product_id, 'title', title,
@@ -358,7 +390,10 @@ pub async fn reconcile(ix: &Integrations, tenant: Option<Uuid>) -> Result<Result
                 report.in_sync += 1;
                 continue;
             }
-            let key = format!("payload_to_medusa:product-content:{id}:{}", doc["updatedAt"].as_str().unwrap_or(""));
+            let key = format!(
+                "payload_to_medusa:product-content:{id}:{}",
+                doc["updatedAt"].as_str().unwrap_or("")
+            );
             let n = sqlx::query(
                 "INSERT INTO sync_jobs (job_type, tenant_id, store_id, source_collection, source_doc_id,
                                         target_system, target_id, payload, idempotency_key, max_attempts, metadata)
@@ -386,7 +421,10 @@ pub async fn reconcile(ix: &Integrations, tenant: Option<Uuid>) -> Result<Result
 
 async fn reconcile_job(ix: &Arc<Integrations>, job: &Job) -> Result<Outcome, sqlx::Error> {
     Ok(match reconcile(ix, job.tenant_id).await? {
-        Ok(r) => Outcome::Success(format!("reconciled: {}", serde_json::to_string(&r).unwrap_or_default())),
+        Ok(r) => Outcome::Success(format!(
+            "reconciled: {}",
+            serde_json::to_string(&r).unwrap_or_default()
+        )),
         Err(o) => o,
     })
 }

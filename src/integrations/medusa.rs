@@ -24,7 +24,9 @@ pub struct MedusaTarget {
 
 impl std::fmt::Debug for MedusaTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MedusaTarget").field("base_url", &self.base_url).finish()
+        f.debug_struct("MedusaTarget")
+            .field("base_url", &self.base_url)
+            .finish()
     }
 }
 
@@ -50,12 +52,18 @@ impl CallError {
     }
 }
 
+/// base URL, encrypted credential, secretRef, timeout.
+type EndpointRow = (String, Option<Vec<u8>>, Option<String>, i32);
+
 /// The tenant's enabled `medusa` endpoint (its stored secret, else the env variable its
 /// `secretRef` names), else `MEDUSA_BASE_URL` / `MEDUSA_API_KEY`.
-pub async fn target_for(ix: &Integrations, tenant: Option<Uuid>) -> Result<Option<MedusaTarget>, sqlx::Error> {
+pub async fn target_for(
+    ix: &Integrations,
+    tenant: Option<Uuid>,
+) -> Result<Option<MedusaTarget>, sqlx::Error> {
     if let Some(tenant) = tenant {
         let mut tx = begin(&ix.pool, &DbScope::system()).await?;
-        let row: Option<(String, Option<Vec<u8>>, Option<String>, i32)> = sqlx::query_as(
+        let row: Option<EndpointRow> = sqlx::query_as(
             "SELECT base_url, auth_secret_enc, secret_ref, timeout_ms FROM integration_endpoints
               WHERE tenant_id = $1 AND system_type = 'medusa' AND enabled
               ORDER BY store_id NULLS FIRST LIMIT 1",
@@ -182,7 +190,10 @@ async fn send(req: reqwest::RequestBuilder) -> Result<Value, CallError> {
     if (200..300).contains(&status) {
         return serde_json::from_str(&text).map_err(|_| CallError {
             retryable: false,
-            message: format!("Medusa answered {status} with a body that is not JSON: {}", truncate(&text, 4096)),
+            message: format!(
+                "Medusa answered {status} with a body that is not JSON: {}",
+                truncate(&text, 4096)
+            ),
             retry_after: None,
             status: Some(status),
         });

@@ -36,7 +36,12 @@ pub async fn on_change(conn: &mut PgConnection, ev: &ChangeEvent<'_>) -> Result<
     if ev.action != Action::Delete && published(ev.after) && !published(ev.before) {
         events.push(format!("{}.published", ev.collection));
     }
-    let doc = ev.after.or(ev.before).cloned().map(Value::Object).unwrap_or(Value::Null);
+    let doc = ev
+        .after
+        .or(ev.before)
+        .cloned()
+        .map(Value::Object)
+        .unwrap_or(Value::Null);
     for event in events {
         let data = json!({"collection": ev.collection, "id": ev.id, "tenant": tenant, "doc": doc});
         enqueue(conn, tenant, &event, ev.collection, &ev.id.to_string(), data).await?;
@@ -46,7 +51,9 @@ pub async fn on_change(conn: &mut PgConnection, ev: &ChangeEvent<'_>) -> Result<
 
 /// `sync-jobs.dead` for the job's tenant (not for dead deliveries themselves: no loops).
 pub async fn emit_job_dead(conn: &mut PgConnection, job: &Job, error: &str) -> Result<(), sqlx::Error> {
-    let Some(tenant) = job.tenant_id else { return Ok(()) };
+    let Some(tenant) = job.tenant_id else {
+        return Ok(());
+    };
     if job.job_type == "deliver_webhook" {
         return Ok(());
     }
@@ -54,7 +61,15 @@ pub async fn emit_job_dead(conn: &mut PgConnection, job: &Job, error: &str) -> R
         "id": job.id, "jobType": job.job_type, "sourceCollection": job.source_collection,
         "sourceDocId": job.source_doc_id, "attempts": job.attempts, "errorMessage": error,
     });
-    enqueue(conn, tenant, "sync-jobs.dead", "sync-jobs", &job.id.to_string(), data).await
+    enqueue(
+        conn,
+        tenant,
+        "sync-jobs.dead",
+        "sync-jobs",
+        &job.id.to_string(),
+        data,
+    )
+    .await
 }
 
 async fn enqueue(
@@ -122,7 +137,16 @@ pub async fn deliver(ix: &Arc<Integrations>, job: &Job) -> Result<Outcome, sqlx:
     let body = serde_json::to_vec(&payload["body"]).unwrap_or_default();
 
     let mut tx = begin(&ix.pool, &DbScope::system()).await?;
-    type Row = (String, String, Option<Vec<u8>>, Option<Vec<u8>>, Option<String>, i32, bool, String);
+    type Row = (
+        String,
+        String,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<String>,
+        i32,
+        bool,
+        String,
+    );
     let row: Option<Row> = sqlx::query_as(
         "SELECT base_url, auth_type, auth_secret_enc, webhook_secret_enc, secret_ref, timeout_ms, enabled, system_type
            FROM integration_endpoints WHERE id = $1",
@@ -138,7 +162,9 @@ pub async fn deliver(ix: &Arc<Integrations>, job: &Job) -> Result<Outcome, sqlx:
         return Ok(Outcome::Fail("the endpoint is disabled".into()));
     }
     let Some(secret) = hook_enc.and_then(|e| ix.cipher.decrypt(&e)) else {
-        return Ok(Outcome::Fail("the endpoint has no webhook secret to sign with".into()));
+        return Ok(Outcome::Fail(
+            "the endpoint has no webhook secret to sign with".into(),
+        ));
     };
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
     let signature = super::signatures::standard_sign(&secret, &msg_id, ts, &body);

@@ -69,7 +69,10 @@ impl Job {
 pub enum Outcome {
     Success(String),
     /// Worth retrying (5xx, timeout, connection error); `after` honours `Retry-After`.
-    Retry { error: String, after: Option<Duration> },
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
     /// Permanent (a 4xx, a missing target): `failed` at once.
     Fail(String),
 }
@@ -227,8 +230,13 @@ pub async fn finish(ix: &Integrations, job: &Job, outcome: &Outcome) -> Result<F
             0,
         ),
         Outcome::Retry { error, after } if job.attempts < job.max_attempts => {
-            let delay = after
-                .unwrap_or_else(|| backoff(job.attempts, ix.config.jobs.retry_base_ms, ix.config.jobs.retry_max_ms));
+            let delay = after.unwrap_or_else(|| {
+                backoff(
+                    job.attempts,
+                    ix.config.jobs.retry_base_ms,
+                    ix.config.jobs.retry_max_ms,
+                )
+            });
             (
                 Finished::Retried,
                 format!(
@@ -272,7 +280,9 @@ pub async fn finish(ix: &Integrations, job: &Job, outcome: &Outcome) -> Result<F
         Ok(r) if r.rows_affected() == 0 => Finished::Lost,
         Ok(_) => finished,
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-            sqlx::query("ROLLBACK TO SAVEPOINT finish").execute(&mut *tx).await?;
+            sqlx::query("ROLLBACK TO SAVEPOINT finish")
+                .execute(&mut *tx)
+                .await?;
             let r = sqlx::query(&format!(
                 "UPDATE sync_jobs j SET status = 'failed', finished_at = now(), locked_by = NULL,
                         locked_at = NULL, lease_expires_at = NULL, error_message = $5, {} {fence}",
@@ -281,7 +291,10 @@ pub async fn finish(ix: &Integrations, job: &Job, outcome: &Outcome) -> Result<F
             .bind(job.id)
             .bind(&job.locked_by)
             .bind(job.attempts)
-            .bind(log_entry("info", "superseded by a newer queued job for the same document"))
+            .bind(log_entry(
+                "info",
+                "superseded by a newer queued job for the same document",
+            ))
             .bind(format!("superseded by a newer queued job; last error: {error}"))
             .execute(&mut *tx)
             .await?;
@@ -332,7 +345,9 @@ pub async fn reap(ix: &Integrations) -> Result<u64, sqlx::Error> {
         match r {
             Ok(_) => n += 1,
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-                sqlx::query("ROLLBACK TO SAVEPOINT reap").execute(&mut *tx).await?;
+                sqlx::query("ROLLBACK TO SAVEPOINT reap")
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "UPDATE sync_jobs SET status = 'failed', finished_at = now(), locked_by = NULL,
                             locked_at = NULL, lease_expires_at = NULL,
@@ -395,7 +410,11 @@ pub async fn run_batch(ix: &Arc<Integrations>, types: &[&str], limit: i64) -> Re
         reaped: reap(ix).await?,
         ..Summary::default()
     };
-    let worker = format!("{}:cron:{}", ix.instance, &Uuid::new_v4().simple().to_string()[..8]);
+    let worker = format!(
+        "{}:cron:{}",
+        ix.instance,
+        &Uuid::new_v4().simple().to_string()[..8]
+    );
     // Only jobs due when the batch starts: a job retried by this batch waits for the next one.
     let due_by = Some(time::OffsetDateTime::now_utc());
     while (summary.claimed as i64) < limit {
@@ -499,7 +518,10 @@ mod tests {
         for attempts in 0..12 {
             let d = backoff(attempts, 5000, 3_600_000).as_millis() as f64;
             let nominal = (5000f64 * 2f64.powi(attempts)).min(3_600_000.0);
-            assert!(d >= nominal * 0.8 - 1.0 && d <= nominal * 1.2 + 1.0, "{attempts}: {d}");
+            assert!(
+                d >= nominal * 0.8 - 1.0 && d <= nominal * 1.2 + 1.0,
+                "{attempts}: {d}"
+            );
         }
     }
 }

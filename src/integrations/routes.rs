@@ -34,7 +34,9 @@ fn require_admin(ctx: &CallContext) -> Result<(), ApiError> {
     if ctx.principal.is_super_admin() || !ctx.principal.tenants_with(&["tenant_admin"]).is_empty() {
         Ok(())
     } else if ctx.principal.user_id().is_none() && ctx.principal.api_key().is_none() {
-        Err(ApiError::Unauthorized("You are not allowed to perform this action.".into()))
+        Err(ApiError::Unauthorized(
+            "You are not allowed to perform this action.".into(),
+        ))
     } else {
         Err(ApiError::Forbidden)
     }
@@ -54,7 +56,10 @@ async fn push_to_medusa(
     } else {
         serde_json::from_slice(&body).map_err(|_| ApiError::bad_json())?
     };
-    let collection = body.get("collection").and_then(Value::as_str).unwrap_or("product-content");
+    let collection = body
+        .get("collection")
+        .and_then(Value::as_str)
+        .unwrap_or("product-content");
     if collection != "product-content" {
         return Err(ApiError::bad_request(
             "Only product-content documents can be pushed to Medusa.",
@@ -133,7 +138,8 @@ async fn reconcile(State(state): State<AppState>, ctx: CallContext) -> Result<Re
     require_admin(&ctx)?;
     let tenant = match ctx.tenant.tenant_id {
         Some(t) => {
-            if !ctx.principal.is_super_admin() && !ctx.principal.tenants_with(&["tenant_admin"]).contains(&t) {
+            if !ctx.principal.is_super_admin() && !ctx.principal.tenants_with(&["tenant_admin"]).contains(&t)
+            {
                 return Err(ApiError::Forbidden);
             }
             Some(t)
@@ -142,7 +148,9 @@ async fn reconcile(State(state): State<AppState>, ctx: CallContext) -> Result<Re
         None => {
             let mine = ctx.principal.tenants_with(&["tenant_admin"]);
             if mine.len() != 1 {
-                return Err(ApiError::bad_request("Choose a tenant (?tenant=<slug> or X-Tenant)."));
+                return Err(ApiError::bad_request(
+                    "Choose a tenant (?tenant=<slug> or X-Tenant).",
+                ));
             }
             Some(mine[0])
         }
@@ -178,11 +186,7 @@ pub fn cron_authorized(config: &crate::config::Config, headers: &HeaderMap) -> b
     }
 }
 
-async fn cron(
-    state: &AppState,
-    headers: &HeaderMap,
-    types: &[&str],
-) -> Result<Summary, ApiError> {
+async fn cron(state: &AppState, headers: &HeaderMap, types: &[&str]) -> Result<Summary, ApiError> {
     if !cron_authorized(&state.config, headers) {
         return Err(ApiError::Unauthorized("Invalid or missing cron secret.".into()));
     }

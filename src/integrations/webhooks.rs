@@ -90,7 +90,11 @@ pub fn masked_headers(headers: &HeaderMap) -> Value {
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 /// A secret that may verify a delivery, and the endpoint (tenant, store) it belongs to.
@@ -101,7 +105,11 @@ struct Candidate {
 
 /// What the (not yet trusted) body or headers say about the tenant.
 fn tenant_hint(source: Source, headers: &HeaderMap, body: &Value) -> (Option<String>, Option<String>) {
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string).filter(|s| !s.is_empty());
+    let s = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
+    };
     match source {
         Source::Medusa => (
             s(body.get("tenant_id"))
@@ -109,17 +117,26 @@ fn tenant_hint(source: Source, headers: &HeaderMap, body: &Value) -> (Option<Str
                 .or_else(|| header(headers, "x-tenant-id").map(str::to_string)),
             s(body.get("store_id")).or_else(|| header(headers, "x-store-id").map(str::to_string)),
         ),
-        Source::Fleetbase => (s(body.pointer("/data/meta/tenant_id")), s(body.pointer("/data/meta/store_id"))),
+        Source::Fleetbase => (
+            s(body.pointer("/data/meta/tenant_id")),
+            s(body.pointer("/data/meta/store_id")),
+        ),
         Source::Erpnext => (s(body.get("custom_tenant_id")), s(body.get("custom_store_id"))),
     }
 }
 
 /// The event type and the idempotency id (sender's id, else derived, else the body hash).
 fn event_identity(source: Source, headers: &HeaderMap, body: &Value, hash: &str) -> (String, String) {
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string).filter(|s| !s.is_empty());
+    let s = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
+    };
     match source {
         Source::Medusa => {
-            let event = s(body.get("type")).or_else(|| s(body.get("event"))).unwrap_or_else(|| "unknown".into());
+            let event = s(body.get("type"))
+                .or_else(|| s(body.get("event")))
+                .unwrap_or_else(|| "unknown".into());
             let id = header(headers, "webhook-id")
                 .map(str::to_string)
                 .or_else(|| s(body.get("id")))
@@ -229,12 +246,12 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     let mut tx = begin(&ix.pool, &DbScope::system()).await?;
     let (tenant_hint, store_hint) = tenant_hint(source, &headers, body);
     let hinted_tenant = match &tenant_hint {
-        Some(h) => sqlx::query_scalar::<_, Uuid>(
-            "SELECT id FROM tenants WHERE id::text = $1 OR handle = $1 LIMIT 1",
-        )
-        .bind(h)
-        .fetch_optional(&mut *tx)
-        .await?,
+        Some(h) => {
+            sqlx::query_scalar::<_, Uuid>("SELECT id FROM tenants WHERE id::text = $1 OR handle = $1 LIMIT 1")
+                .bind(h)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
         None => None,
     };
     let candidates = candidates(ix, &mut tx, source, hinted_tenant).await?;
@@ -270,6 +287,9 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     accept(ix, source, row, store_hint).await
 }
 
+/// endpoint, tenant, store, current secret, previous secret (while valid).
+type SecretRow = (Uuid, Uuid, Option<Uuid>, Vec<u8>, Option<Vec<u8>>);
+
 /// Secrets that may verify this delivery. With a known tenant that has its own endpoint secret,
 /// only that endpoint's secrets count (its predecessor during the grace period included);
 /// otherwise every endpoint secret of the source and the env secret(s).
@@ -279,7 +299,7 @@ async fn candidates(
     source: Source,
     tenant: Option<Uuid>,
 ) -> Result<Vec<Candidate>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid, Option<Uuid>, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+    let rows: Vec<SecretRow> = sqlx::query_as(
         "SELECT id, tenant_id, store_id, webhook_secret_enc,
                 CASE WHEN previous_webhook_secret_expires_at > now() THEN previous_webhook_secret_enc END
            FROM integration_endpoints
@@ -313,7 +333,12 @@ async fn candidates(
     };
     if let Some(secret) = env {
         let list: Vec<&str> = if source == Source::Fleetbase {
-            secret.expose().split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
+            secret
+                .expose()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
         } else {
             vec![secret.expose()]
         };
@@ -354,7 +379,10 @@ fn verify(
     match source {
         Source::Medusa => {
             if let Some(sig) = header(headers, "webhook-signature") {
-                let (Some(id), Some(ts)) = (header(headers, "webhook-id"), header(headers, "webhook-timestamp")) else {
+                let (Some(id), Some(ts)) = (
+                    header(headers, "webhook-id"),
+                    header(headers, "webhook-timestamp"),
+                ) else {
                     return Err(Refusal::Malformed);
                 };
                 if secrets.is_empty() {
@@ -366,7 +394,9 @@ fn verify(
                     return Err(Refusal::Stale);
                 }
                 Ok(i)
-            } else if let Some(sig) = header(headers, "x-medusa-signature").or_else(|| header(headers, "x-webhook-signature")) {
+            } else if let Some(sig) =
+                header(headers, "x-medusa-signature").or_else(|| header(headers, "x-webhook-signature"))
+            {
                 if secrets.is_empty() {
                     return Err(Refusal::NoSecret);
                 }
@@ -455,7 +485,11 @@ fn bind_row<'q>(
         .bind(&row.external_id)
         .bind(&row.hash)
         .bind(row.signature_valid)
-        .bind(if duplicate_of.is_some() { "duplicate" } else { row.status })
+        .bind(if duplicate_of.is_some() {
+            "duplicate"
+        } else {
+            row.status
+        })
         .bind(0)
         .bind(&row.url)
         .bind(&row.headers)
@@ -492,8 +526,9 @@ async fn accept(
                 WHERE direction = 'inbound' AND signature_valid AND duplicate_of_id IS NULL
              DO NOTHING RETURNING id"
         );
-        let first: Result<Option<Uuid>, sqlx::Error> =
-            bind_scalar(&sql, &row, source.as_str()).fetch_optional(&mut *tx).await;
+        let first: Result<Option<Uuid>, sqlx::Error> = bind_scalar(&sql, &row, source.as_str())
+            .fetch_optional(&mut *tx)
+            .await;
         let first = match first {
             Err(e) if is_request_id_conflict(&e) && attempt < 2 => {
                 row.request_id = format!("{}.{}", row.request_id, crate::util::random_hex(4));
@@ -542,7 +577,9 @@ async fn accept(
         tx.commit().await?;
         return Ok(Json(json!({"received": true, "id": original, "duplicate": true})).into_response());
     }
-    Err(ApiError::Internal(anyhow::anyhow!("cannot store the webhook log row")))
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "cannot store the webhook log row"
+    )))
 }
 
 fn bind_scalar<'q>(
