@@ -38,6 +38,7 @@ struct FakeMedusa {
     products: Mutex<HashMap<String, Value>>,
     fail_next: AtomicUsize,
     hang: AtomicBool,
+    delay_ms: std::sync::atomic::AtomicU64,
     bodies: Mutex<Vec<(String, String, Value)>>,
 }
 
@@ -62,6 +63,10 @@ async fn fake_update(
     }
     if m.hang.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    let delay = m.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     if m.fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -1150,4 +1155,94 @@ async fn subscribed_endpoints_receive_standard_webhooks_signed_events() {
         ("success", 204, "outbound")
     );
     app.stop().await;
+}
+
+/// Stops a test's own cluster even when an assertion fails.
+struct StopCluster(std::path::PathBuf);
+
+impl Drop for StopCluster {
+    fn drop(&mut self) {
+        let pgdata = self.0.to_string_lossy().to_string();
+        let args = ["-D", pgdata.as_str(), "-m", "immediate", "-w", "stop"];
+        let _ = if unsafe { libc::geteuid() } == 0 {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--", "pg_ctl"])
+                .args(args)
+                .output()
+        } else {
+            std::process::Command::new("pg_ctl").args(args).output()
+        };
+    }
+}
+
+#[tokio::test]
+async fn postgres_restarted_while_jobs_run_loses_nothing_and_applies_nothing_twice() {
+    use cityos::db::embedded::{Durability, EmbeddedPostgres};
+    let (medusa, murl) = start_fake_medusa().await;
+    medusa.add_product("prod_Q");
+    medusa.delay_ms.store(5, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("cityos-jobs-restart-{}", uuid::Uuid::new_v4()));
+    // Durable: an immediate stop of an fsync-off cluster may lose acknowledged commits.
+    let pg = EmbeddedPostgres::start(&dir, None, Durability::Durable)
+        .await
+        .unwrap();
+    let _stop = StopCluster(pg.pgdata().to_path_buf());
+    cityos::db::ensure_database(&pg.url("postgres"), "cityos")
+        .await
+        .unwrap();
+    let mut vars = env(&murl);
+    vars.retain(|(k, _)| !matches!(*k, "SYNC_WORKERS" | "SYNC_LEASE_SECONDS"));
+    vars.push(("SYNC_WORKERS", "2".into()));
+    vars.push(("SYNC_LEASE_SECONDS", "2".into()));
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_on(&pg.url("cityos"), &refs).await;
+    // Platform jobs (no tenant: this database has no demo data).
+    sqlx::query(
+        "INSERT INTO sync_jobs (job_type, source_collection, source_doc_id, target_system, target_id, payload, idempotency_key)
+         SELECT 'payload_to_medusa', 'product-content', gen_random_uuid()::text, 'medusa', 'prod_Q',
+                '{}'::jsonb, 'restart:' || g FROM generate_series(1, 300) g",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    for _ in 0..500 {
+        if medusa.applied_total() >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        medusa.applied_total() >= 40 && medusa.applied_total() < 300,
+        "restart must hit mid-run"
+    );
+    pg.force_stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    pg.restart(Durability::Durable).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let done: Result<i64, _> =
+            sqlx::query_scalar("SELECT count(*) FROM sync_jobs WHERE status = 'success'")
+                .fetch_one(&app.pool)
+                .await;
+        if done.as_ref().is_ok_and(|d| *d == 300) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all jobs recovered: {done:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counts = queue::counts(&app.pool).await.unwrap();
+    assert_eq!(counts, vec![("success".to_string(), 300)]);
+    let applied = medusa.applied.lock().unwrap().clone();
+    assert_eq!(applied.len(), 300, "every job reached Medusa");
+    assert_eq!(
+        medusa.bodies.lock().unwrap().len(),
+        300,
+        "and was applied exactly once"
+    );
+    app.stop().await;
+    pg.force_stop().await.ok();
+    let _ = std::fs::remove_dir_all(&dir);
 }
