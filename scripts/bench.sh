@@ -8,6 +8,9 @@
 #       create — req/s, p50, p99, peak RSS
 # Prints a Markdown table and writes it to target/bench/results.md.
 #
+# `scripts/bench.sh integrations` runs the integration-plane benchmark instead
+# (examples/bench_integrations.rs: signed webhook ingest, queue throughput, enqueue cost).
+#
 # Build first (`./run bench` does: deps with --bench, cargo build --release, this script).
 #
 # Env: BENCH_PORT (3091), BENCH_RUNS (5), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
@@ -21,6 +24,9 @@ cd "$ROOT"
 
 case "${1:-}" in
   "") ;;
+  integrations)
+    # Webhook ingest, queue throughput, enqueue cost (examples/bench_integrations.rs).
+    cd "$ROOT" && exec cargo run --release --example bench_integrations ;;
   -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
   *) printf '[bench] ERROR: unknown argument: %s (settings are env vars, see --help)\n' "$1" >&2; exit 2 ;;
 esac

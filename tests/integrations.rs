@@ -1072,6 +1072,22 @@ async fn cron_routes_need_the_secret_and_concurrent_calls_never_share_a_job() {
             .unwrap()
             .is_some()
     );
+    // The reconcile cron enqueues one platform reconcile job and runs it.
+    let (code, summary) = cron(&app, "/api/cron/reconcile").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (summary["claimed"].as_u64(), summary["succeeded"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
+    let logs: Value = sqlx::query_scalar("SELECT logs FROM sync_jobs WHERE job_type = 'reconcile'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        logs[0]["message"].as_str().unwrap().contains("medusaProducts"),
+        "{logs}"
+    );
     app.stop().await;
 }
 
@@ -1107,7 +1123,7 @@ async fn subscribed_endpoints_receive_standard_webhooks_signed_events() {
             "/api/integration-endpoints",
             Some(&admin),
             Some(json!({"name": "Notify", "tenant": FASHIONISTA, "systemType": "notifications", "baseUrl": hook_url,
-                        "webhookSecret": secret, "events": ["pages.published"]})),
+                        "webhookSecret": secret, "events": ["pages.published", "sync-jobs.dead"]})),
         )
         .await,
     )
@@ -1144,8 +1160,34 @@ async fn subscribed_endpoints_receive_standard_webhooks_signed_events() {
     let event: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(event["type"], "pages.published");
     assert_eq!(event["data"]["id"], page["doc"]["id"]);
+    // A job that dies emits sync-jobs.dead to the subscribers.
+    sqlx::query(
+        "INSERT INTO sync_jobs (job_type, tenant_id, source_collection, source_doc_id, target_system, target_id, payload, idempotency_key, max_attempts)
+         VALUES ('payload_to_medusa', $1::uuid, 'product-content', 'doc-1', 'medusa', 'prod_x', '{}', 'dies', 1)",
+    )
+    .bind(FASHIONISTA)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let unreachable = integrations(&app, "http://127.0.0.1:9", &[]);
+    let s = queue::run_batch(&unreachable, queue::SYNC_TYPES, 10)
+        .await
+        .unwrap();
+    assert_eq!(s.dead, 1, "{s:?}");
+    let (_, summary) = cron(&app, "/api/cron/webhook-retry").await;
+    assert_eq!(summary["succeeded"].as_u64(), Some(1), "{summary}");
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    let dead: Value = serde_json::from_slice(&got[1].1).unwrap();
+    assert_eq!(dead["type"], "sync-jobs.dead");
+    assert_eq!(dead["data"]["attempts"], 1);
+    assert!(
+        dead["data"]["errorMessage"].as_str().unwrap().contains("Medusa"),
+        "{dead}"
+    );
+
     let (status, code, dir): (String, i32, String) = sqlx::query_as(
-        "SELECT status, response_code, direction FROM webhook_logs WHERE direction = 'outbound'",
+        "SELECT status, response_code, direction FROM webhook_logs WHERE direction = 'outbound' ORDER BY created_at LIMIT 1",
     )
     .fetch_one(&app.pool)
     .await

@@ -274,7 +274,10 @@ pub async fn finish(ix: &Integrations, job: &Job, outcome: &Outcome) -> Result<F
     if finished == Finished::Retried {
         q = q.bind(run_after_ms);
     }
-    sqlx::query("SAVEPOINT finish").execute(&mut *tx).await?;
+    // Only a return to `queued` can meet the coalescing index.
+    if finished == Finished::Retried {
+        sqlx::query("SAVEPOINT finish").execute(&mut *tx).await?;
+    }
     let result = q.execute(&mut *tx).await;
     let finished = match result {
         Ok(r) if r.rows_affected() == 0 => Finished::Lost,

@@ -231,7 +231,9 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     let Some(bytes) = bytes else {
         row.response_code = 413;
         row.error = Some(format!("body larger than {MAX_WEBHOOK_BODY} bytes; not stored"));
-        insert_refused(ix, row).await?;
+        let mut tx = begin(&ix.pool, &DbScope::system()).await?;
+        insert_row(&mut tx, &row, None).await?;
+        tx.commit().await?;
         return Err(ApiError::PayloadTooLarge);
     };
     let hash = crate::util::sha256_hex(&bytes);
@@ -243,26 +245,18 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     let (event_type, external_id) = event_identity(source, &headers, body, &hash);
     row.event_type = super::queue::truncate(&event_type, 200);
 
+    // One transaction per delivery: look up secrets, write the row (and its job), commit, answer.
     let mut tx = begin(&ix.pool, &DbScope::system()).await?;
     let (tenant_hint, store_hint) = tenant_hint(source, &headers, body);
-    let hinted_tenant = match &tenant_hint {
-        Some(h) => {
-            sqlx::query_scalar::<_, Uuid>("SELECT id FROM tenants WHERE id::text = $1 OR handle = $1 LIMIT 1")
-                .bind(h)
-                .fetch_optional(&mut *tx)
-                .await?
-        }
-        None => None,
-    };
-    let candidates = candidates(ix, &mut tx, source, hinted_tenant).await?;
-    tx.commit().await?;
+    let (hinted_tenant, candidates) = candidates(ix, &mut tx, source, tenant_hint.as_deref()).await?;
 
     let verdict = verify(ix, source, &headers, &bytes, body, &candidates);
     let matched = match verdict {
         Ok(i) => &candidates[i],
         Err(refusal) => {
             row.error = Some(refusal.message().to_string());
-            insert_refused(ix, row).await?;
+            insert_row(&mut tx, &row, None).await?;
+            tx.commit().await?;
             return Err(ApiError::Unauthorized(refusal.message().to_string()));
         }
     };
@@ -278,42 +272,60 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     if parsed.is_none() {
         row.response_code = 400;
         row.error = Some("body is not valid JSON".into());
-        insert_refused(ix, row).await?;
+        insert_row(&mut tx, &row, None).await?;
+        tx.commit().await?;
         return Err(ApiError::bad_request("The webhook body is not valid JSON."));
     }
     row.external_id = Some(super::queue::truncate(&external_id, 1000));
     row.status = "received";
     row.response_code = 200;
-    accept(ix, source, row, store_hint).await
+    let response = accept(ix, &mut tx, source, row, store_hint).await?;
+    tx.commit().await?;
+    Ok(response)
 }
 
-/// endpoint, tenant, store, current secret, previous secret (while valid).
-type SecretRow = (Uuid, Uuid, Option<Uuid>, Vec<u8>, Option<Vec<u8>>);
+/// hinted tenant, endpoint, its tenant, store, current secret, previous secret (while valid).
+type SecretRow = (
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
 
-/// Secrets that may verify this delivery. With a known tenant that has its own endpoint secret,
-/// only that endpoint's secrets count (its predecessor during the grace period included);
-/// otherwise every endpoint secret of the source and the env secret(s).
+/// Secrets that may verify this delivery, and the tenant the hint names (uuid or handle). With
+/// a known tenant that has its own endpoint secret, only that endpoint's secrets count (its
+/// predecessor during the grace period included); otherwise every endpoint secret of the source
+/// and the env secret(s). One round trip.
 async fn candidates(
     ix: &Integrations,
     tx: &mut sqlx::PgConnection,
     source: Source,
-    tenant: Option<Uuid>,
-) -> Result<Vec<Candidate>, sqlx::Error> {
+    hint: Option<&str>,
+) -> Result<(Option<Uuid>, Vec<Candidate>), sqlx::Error> {
     let rows: Vec<SecretRow> = sqlx::query_as(
-        "SELECT id, tenant_id, store_id, webhook_secret_enc,
-                CASE WHEN previous_webhook_secret_expires_at > now() THEN previous_webhook_secret_enc END
-           FROM integration_endpoints
-          WHERE system_type = $1 AND enabled AND webhook_secret_enc IS NOT NULL
-            AND ($2::uuid IS NULL OR tenant_id = $2)
-          ORDER BY tenant_id, store_id NULLS FIRST
-          LIMIT 1000",
+        "WITH t AS (SELECT id FROM tenants WHERE $2::text IS NOT NULL AND (id::text = $2 OR handle = $2) LIMIT 1)
+         SELECT (SELECT id FROM t), e.id, e.tenant_id, e.store_id, e.webhook_secret_enc,
+                CASE WHEN e.previous_webhook_secret_expires_at > now() THEN e.previous_webhook_secret_enc END
+           FROM (SELECT 1) one
+           LEFT JOIN LATERAL (
+                SELECT * FROM integration_endpoints
+                 WHERE system_type = $1 AND enabled AND webhook_secret_enc IS NOT NULL
+                   AND ((SELECT id FROM t) IS NULL OR tenant_id = (SELECT id FROM t))
+                 ORDER BY tenant_id, store_id NULLS FIRST
+                 LIMIT 1000) e ON true",
     )
     .bind(source.as_str())
-    .bind(tenant)
+    .bind(hint)
     .fetch_all(&mut *tx)
     .await?;
+    let tenant = rows.first().and_then(|r| r.0);
     let mut out = Vec::new();
-    for (id, t, store, current, previous) in rows {
+    for (_, id, t, store, current, previous) in rows {
+        let (Some(id), Some(t), Some(current)) = (id, t, current) else {
+            continue;
+        };
         for enc in std::iter::once(current).chain(previous) {
             if let Some(secret) = ix.cipher.decrypt(&enc) {
                 out.push(Candidate {
@@ -324,7 +336,7 @@ async fn candidates(
         }
     }
     if tenant.is_some() && !out.is_empty() {
-        return Ok(out);
+        return Ok((tenant, out));
     }
     let env = match source {
         Source::Medusa => &ix.config.medusa.webhook_secret,
@@ -349,7 +361,7 @@ async fn candidates(
             });
         }
     }
-    Ok(out)
+    Ok((tenant, out))
 }
 
 fn now_unix() -> i64 {
@@ -440,44 +452,21 @@ fn check_age(value: Option<&Value>, max_age: i64) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// A client-supplied request id may repeat: the row then gets a suffix (the column is unique).
 const INSERT_LOG: &str = "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, store_id, endpoint_id,
         event_type, external_event_id, payload_hash, signature_valid, status, attempts, url, headers, raw_body,
         response_code, error_message, duplicate_of_id)
-     VALUES ($1, $2, 'inbound', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+     VALUES (CASE WHEN EXISTS (SELECT 1 FROM webhook_logs WHERE request_id = $1)
+                  THEN $1 || '.' || substr(md5(random()::text), 1, 8) ELSE $1 END,
+             $2, 'inbound', $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, $16)";
 
-fn is_request_id_conflict(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.constraint() == Some("webhook_logs_request_id_key"))
-}
-
-/// Stores a refused delivery (no job). A reused request id gets a suffix.
-async fn insert_refused(ix: &Integrations, mut row: LogRow) -> Result<(), ApiError> {
-    for attempt in 0..3 {
-        let mut tx = begin(&ix.pool, &DbScope::system()).await?;
-        let r = bind_row(sqlx::query(INSERT_LOG), &row, row.source, None)
-            .execute(&mut *tx)
-            .await;
-        match r {
-            Ok(_) => {
-                tx.commit().await?;
-                return Ok(());
-            }
-            Err(e) if is_request_id_conflict(&e) && attempt < 2 => {
-                row.request_id = format!("{}.{}", row.request_id, crate::util::random_hex(4));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-fn bind_row<'q>(
-    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+fn bind_row<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     row: &'q LogRow,
-    source: &'static str,
     duplicate_of: Option<Uuid>,
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     q.bind(&row.request_id)
-        .bind(source)
+        .bind(row.source)
         .bind(row.tenant)
         .bind(row.store)
         .bind(row.endpoint)
@@ -490,7 +479,6 @@ fn bind_row<'q>(
         } else {
             row.status
         })
-        .bind(0)
         .bind(&row.url)
         .bind(&row.headers)
         .bind(&row.body)
@@ -499,110 +487,69 @@ fn bind_row<'q>(
         .bind(duplicate_of)
 }
 
-/// The accepted delivery: its log row and its processing job in one transaction, or a
+/// Stores a refused delivery or a duplicate (no job).
+async fn insert_row(
+    tx: &mut sqlx::PgConnection,
+    row: &LogRow,
+    duplicate_of: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    let sql = format!("{INSERT_LOG} RETURNING id");
+    bind_row(sqlx::query_as::<_, (Uuid,)>(&sql), row, duplicate_of)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The accepted delivery: its log row and its processing job in one statement, or a
 /// `duplicate` row pointing at the first delivery.
 async fn accept(
     ix: &Integrations,
+    tx: &mut sqlx::PgConnection,
     source: Source,
     mut row: LogRow,
     store_hint: Option<String>,
 ) -> Result<Response, ApiError> {
-    for attempt in 0..3 {
-        let mut tx = begin(&ix.pool, &DbScope::system()).await?;
-        if row.store.is_none() {
-            if let (Some(tenant), Some(store)) = (row.tenant, &store_hint) {
-                row.store = sqlx::query_scalar(
-                    "SELECT id FROM stores WHERE tenant_id = $1 AND (id::text = $2 OR handle = $2) LIMIT 1",
-                )
-                .bind(tenant)
-                .bind(store)
-                .fetch_optional(&mut *tx)
-                .await?;
-            }
+    if row.store.is_none() {
+        if let (Some(tenant), Some(store)) = (row.tenant, &store_hint) {
+            row.store = sqlx::query_scalar(
+                "SELECT id FROM stores WHERE tenant_id = $1 AND (id::text = $2 OR handle = $2) LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(store)
+            .fetch_optional(&mut *tx)
+            .await?;
         }
-        let sql = format!(
-            "{INSERT_LOG}
+    }
+    let sql = format!(
+        "WITH ins AS ({INSERT_LOG}
              ON CONFLICT (system_type, external_event_id)
                 WHERE direction = 'inbound' AND signature_valid AND duplicate_of_id IS NULL
-             DO NOTHING RETURNING id"
-        );
-        let first: Result<Option<Uuid>, sqlx::Error> = bind_scalar(&sql, &row, source.as_str())
-            .fetch_optional(&mut *tx)
-            .await;
-        let first = match first {
-            Err(e) if is_request_id_conflict(&e) && attempt < 2 => {
-                row.request_id = format!("{}.{}", row.request_id, crate::util::random_hex(4));
-                continue;
-            }
-            other => other?,
-        };
-        if let Some(id) = first {
-            sqlx::query(
-                "INSERT INTO sync_jobs (job_type, tenant_id, store_id, source_collection, source_doc_id,
-                                        target_system, webhook_log_id, payload, idempotency_key, max_attempts)
-                 VALUES ('process_webhook', $1, $2, 'webhook-logs', $3, 'payload', $4, $5, $6, $7)",
-            )
-            .bind(row.tenant)
-            .bind(row.store)
-            .bind(id.to_string())
-            .bind(id)
-            .bind(json!({"source": source.as_str(), "eventType": row.event_type}))
-            .bind(format!("process_webhook:{id}"))
-            .bind(ix.config.jobs.max_attempts)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(Json(json!({"received": true, "id": id, "duplicate": false})).into_response());
-        }
-        let original: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM webhook_logs WHERE system_type = $1 AND external_event_id = $2
-                AND direction = 'inbound' AND signature_valid AND duplicate_of_id IS NULL",
-        )
-        .bind(source.as_str())
-        .bind(&row.external_id)
+             DO NOTHING RETURNING id, tenant_id, store_id),
+         job AS (
+             INSERT INTO sync_jobs (job_type, tenant_id, store_id, source_collection, source_doc_id,
+                                    target_system, webhook_log_id, payload, idempotency_key, max_attempts)
+             SELECT 'process_webhook', tenant_id, store_id, 'webhook-logs', id::text, 'payload', id,
+                    $17, 'process_webhook:' || id, $18
+               FROM ins
+             RETURNING 1)
+         SELECT id FROM ins"
+    );
+    let first: Option<(Uuid,)> = bind_row(sqlx::query_as::<_, (Uuid,)>(&sql), &row, None)
+        .bind(json!({"source": source.as_str(), "eventType": row.event_type}))
+        .bind(ix.config.jobs.max_attempts)
         .fetch_optional(&mut *tx)
         .await?;
-        let r = bind_row(sqlx::query(INSERT_LOG), &row, source.as_str(), original)
-            .execute(&mut *tx)
-            .await;
-        match r {
-            Err(e) if is_request_id_conflict(&e) && attempt < 2 => {
-                row.request_id = format!("{}.{}", row.request_id, crate::util::random_hex(4));
-                continue;
-            }
-            other => {
-                other?;
-            }
-        }
-        tx.commit().await?;
-        return Ok(Json(json!({"received": true, "id": original, "duplicate": true})).into_response());
+    if let Some((id,)) = first {
+        return Ok(Json(json!({"received": true, "id": id, "duplicate": false})).into_response());
     }
-    Err(ApiError::Internal(anyhow::anyhow!(
-        "cannot store the webhook log row"
-    )))
-}
-
-fn bind_scalar<'q>(
-    sql: &'q str,
-    row: &'q LogRow,
-    source: &'static str,
-) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, Uuid, sqlx::postgres::PgArguments> {
-    sqlx::query_scalar::<_, Uuid>(sql)
-        .bind(&row.request_id)
-        .bind(source)
-        .bind(row.tenant)
-        .bind(row.store)
-        .bind(row.endpoint)
-        .bind(&row.event_type)
-        .bind(&row.external_id)
-        .bind(&row.hash)
-        .bind(row.signature_valid)
-        .bind(row.status)
-        .bind(0)
-        .bind(&row.url)
-        .bind(&row.headers)
-        .bind(&row.body)
-        .bind(row.response_code as i32)
-        .bind(&row.error)
-        .bind(None::<Uuid>)
+    let original: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM webhook_logs WHERE system_type = $1 AND external_event_id = $2
+            AND direction = 'inbound' AND signature_valid AND duplicate_of_id IS NULL",
+    )
+    .bind(source.as_str())
+    .bind(&row.external_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    insert_row(tx, &row, original).await?;
+    Ok(Json(json!({"received": true, "id": original, "duplicate": true})).into_response())
 }
