@@ -109,6 +109,8 @@ pub struct JobsConfig {
     pub retry_max_ms: u64,
     /// `SYNC_MAX_ATTEMPTS`: attempts before a job is `dead` (jobs made by the server).
     pub max_attempts: i32,
+    /// `SYNC_CLAIM_BATCH`: jobs a worker claims (and runs concurrently) at once.
+    pub claim_batch: i64,
     /// `CRON_BATCH_SIZE`: jobs one cron call processes at most.
     pub cron_batch: i64,
     /// `MEDUSA_REQUEST_TIMEOUT_MS`: whole-request timeout of outbound calls (connect: 2 s).
@@ -373,6 +375,9 @@ impl Config {
             retry_base_ms: v.parse("SYNC_RETRY_BASE_MS", 5000u64, "a number of milliseconds"),
             retry_max_ms: v.parse("SYNC_RETRY_MAX_MS", 3_600_000u64, "a number of milliseconds"),
             max_attempts: v.parse("SYNC_MAX_ATTEMPTS", 8i32, "a number of attempts").max(1),
+            claim_batch: v
+                .parse("SYNC_CLAIM_BATCH", 16i64, "a number of jobs")
+                .clamp(1, 1000),
             cron_batch: v
                 .parse("CRON_BATCH_SIZE", 100i64, "a number of jobs")
                 .clamp(1, 10_000),

@@ -405,6 +405,123 @@ pub async fn run_one(ix: &Arc<Integrations>, job: Job) -> Result<Finished, sqlx:
     Ok(finished)
 }
 
+/// Runs jobs claimed together under one `locked_by`: the handlers concurrently beside one
+/// heartbeat for the batch; successes are recorded in one statement (one commit for the
+/// batch), everything else one by one. Returns the outcome of each job.
+pub async fn run_claimed(ix: &Arc<Integrations>, jobs: Vec<Job>) -> Result<Vec<Finished>, sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let locked_by = jobs[0].locked_by.clone();
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    let _beat = AbortOnDrop({
+        let ix = ix.clone();
+        let ids = ids.clone();
+        let locked_by = locked_by.clone();
+        let every = Duration::from_millis((ix.config.jobs.lease_secs * 1000 / 3).max(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let r = async {
+                    let mut tx = begin(&ix.pool, &DbScope::system()).await?;
+                    sqlx::query(
+                        "UPDATE sync_jobs SET lease_expires_at = now() + make_interval(secs => $1)
+                          WHERE id = ANY($2) AND status = 'running' AND locked_by = $3",
+                    )
+                    .bind(ix.config.jobs.lease_secs as f64)
+                    .bind(&ids)
+                    .bind(&locked_by)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await
+                }
+                .await;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "batch heartbeat failed");
+                }
+            }
+        })
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for (i, job) in jobs.iter().cloned().enumerate() {
+        let ix = ix.clone();
+        set.spawn(async move { (i, super::handlers::execute(&ix, &job).await) });
+    }
+    let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok((i, o)) => outcomes[i] = Some(o),
+            Err(e) => tracing::error!(error = %e, "job task panicked"),
+        }
+    }
+    let mut results = vec![Finished::Lost; jobs.len()];
+    // Successes: one fenced statement.
+    let ok: Vec<usize> = (0..jobs.len())
+        .filter(|i| matches!(outcomes[*i], Some(Outcome::Success(_))))
+        .collect();
+    if !ok.is_empty() {
+        let mut tx = begin(&ix.pool, &DbScope::system()).await?;
+        let done: Vec<Uuid> = sqlx::query_scalar(&format!(
+            "UPDATE sync_jobs j SET status = 'success', finished_at = now(), locked_by = NULL, locked_at = NULL,
+                    lease_expires_at = NULL, error_message = NULL, {}
+               FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS f(id, attempts, log)
+              WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = $4 AND j.attempts = f.attempts
+          RETURNING j.id",
+            APPEND_LOG.replace("$LOG::jsonb", "f.log")
+        ))
+        .bind(ok.iter().map(|i| jobs[*i].id).collect::<Vec<_>>())
+        .bind(ok.iter().map(|i| jobs[*i].attempts).collect::<Vec<_>>())
+        .bind(
+            ok.iter()
+                .map(|i| match &outcomes[*i] {
+                    Some(Outcome::Success(note)) => log_entry("info", note),
+                    _ => Value::Null,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .bind(&locked_by)
+        .fetch_all(&mut *tx)
+        .await?;
+        // Inbound deliveries processed: their log rows in the same commit.
+        sqlx::query(
+            "UPDATE webhook_logs w SET status = 'success', attempts = s.attempts, error_message = NULL,
+                    processed_at = now(), next_retry_at = NULL
+               FROM sync_jobs s
+              WHERE s.id = ANY($1) AND s.job_type = 'process_webhook' AND w.id = s.webhook_log_id",
+        )
+        .bind(&done)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        for i in &ok {
+            if done.contains(&jobs[*i].id) {
+                results[*i] = Finished::Succeeded;
+            }
+        }
+        for i in &ok {
+            let job = &jobs[*i];
+            if results[*i] == Finished::Succeeded && job.job_type != "process_webhook" {
+                if let Some(o) = &outcomes[*i] {
+                    super::handlers::after_finish(ix, job, o, Finished::Succeeded).await;
+                }
+            }
+        }
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        let Some(outcome) = &outcomes[i] else {
+            // The handler panicked: the lease expires and the job is retried.
+            continue;
+        };
+        if matches!(outcome, Outcome::Success(_)) {
+            continue;
+        }
+        let finished = finish(ix, job, outcome).await?;
+        super::handlers::after_finish(ix, job, outcome, finished).await;
+        results[i] = finished;
+    }
+    Ok(results)
+}
+
 /// Processes at most `limit` due jobs of `types` (the cron routes and the scheduler), a few at
 /// a time. Two concurrent calls never share a job: each claim is exclusive.
 pub async fn run_batch(ix: &Arc<Integrations>, types: &[&str], limit: i64) -> Result<Summary, sqlx::Error> {
@@ -421,23 +538,14 @@ pub async fn run_batch(ix: &Arc<Integrations>, types: &[&str], limit: i64) -> Re
     // Only jobs due when the batch starts: a job retried by this batch waits for the next one.
     let due_by = Some(time::OffsetDateTime::now_utc());
     while (summary.claimed as i64) < limit {
-        let n = (limit - summary.claimed as i64).min(8);
+        let n = (limit - summary.claimed as i64).min(ix.config.jobs.claim_batch);
         let jobs = claim(ix, types, n, &worker, due_by).await?;
         if jobs.is_empty() {
             break;
         }
         summary.claimed += jobs.len() as u64;
-        let mut set = tokio::task::JoinSet::new();
-        for job in jobs {
-            let ix = ix.clone();
-            set.spawn(async move { run_one(&ix, job).await });
-        }
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(Ok(f)) => summary.add(f),
-                Ok(Err(e)) => return Err(e),
-                Err(e) => tracing::error!(error = %e, "job task panicked"),
-            }
+        for f in run_claimed(ix, jobs).await? {
+            summary.add(f);
         }
     }
     summary.took_ms = started.elapsed().as_millis() as u64;
@@ -464,7 +572,7 @@ pub async fn worker_loop(ix: Arc<Integrations>, index: usize) {
                 tracing::debug!(error = %e, "reaper failed");
             }
         }
-        let jobs = match claim(&ix, ALL_TYPES, 4, &name, None).await {
+        let jobs = match claim(&ix, ALL_TYPES, ix.config.jobs.claim_batch, &name, None).await {
             Ok(jobs) => {
                 backoff = Duration::from_millis(100);
                 jobs
@@ -484,15 +592,12 @@ pub async fn worker_loop(ix: Arc<Integrations>, index: usize) {
             }
             continue;
         }
-        for job in jobs {
-            let id = job.id;
-            // A failure to record the outcome leaves the job running; its lease expires and
-            // the reaper returns it to the queue, so nothing is lost (the target dedupes the
-            // repeated request by the job's idempotency key).
-            if let Err(e) = run_one(&ix, job).await {
-                tracing::warn!(worker = %name, job = %id, error = %e, "cannot record job outcome");
-                tokio::time::sleep(backoff).await;
-            }
+        // A failure to record outcomes leaves jobs running; their leases expire and the reaper
+        // returns them to the queue, so nothing is lost (the target dedupes the repeated
+        // request by the job's idempotency key).
+        if let Err(e) = run_claimed(&ix, jobs).await {
+            tracing::warn!(worker = %name, error = %e, "cannot record job outcomes");
+            tokio::time::sleep(backoff).await;
         }
     }
 }
