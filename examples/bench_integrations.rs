@@ -31,7 +31,13 @@ async fn main() -> anyhow::Result<()> {
     let jobs = var("BENCH_JOBS", 20_000) as i64;
     let workers = var("BENCH_WORKERS", 4) as usize;
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench/integrations-pg");
-    let pg = EmbeddedPostgres::start(&root, None, Durability::Durable).await?;
+    // BENCH_FSYNC_OFF=1: a throwaway cluster, to separate CPU cost from the disk's flush latency.
+    let durability = if std::env::var("BENCH_FSYNC_OFF").is_ok() {
+        Durability::Throwaway
+    } else {
+        Durability::Durable
+    };
+    let pg = EmbeddedPostgres::start(&root, None, durability).await?;
     let db = format!("bench_{}", std::process::id());
     cityos::db::ensure_database(&pg.url("postgres"), &db).await?;
     let url = pg.url(&db);
@@ -56,6 +62,11 @@ async fn main() -> anyhow::Result<()> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(
+        ["SYNC_CLAIM_BATCH", "DATABASE_MAX_CONNECTIONS"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))),
+    )
     .collect();
     let config = Config::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let app = Application::build(config).await?;
@@ -73,9 +84,6 @@ async fn main() -> anyhow::Result<()> {
         sqlx::query("ALTER TABLE sync_jobs DISABLE TRIGGER sync_jobs_notify_jobs")
             .execute(&pool)
             .await?;
-    }
-    if std::env::var("BENCH_SKIP_QUEUE").is_ok() {
-        // ingest only
     }
     // (a) Signed webhook ingest: each delivery verified, logged and enqueued before the 200.
     let client = reqwest::Client::new();
