@@ -1288,3 +1288,49 @@ async fn postgres_restarted_while_jobs_run_loses_nothing_and_applies_nothing_twi
     pg.force_stop().await.ok();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_expired_lease_on_the_last_attempt_makes_the_job_dead_and_marks_its_document() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let doc: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO product_content (tenant_id, medusa_product_id, title) VALUES ($1::uuid, 'prod_L', 'L') RETURNING id",
+    )
+    .bind(FASHIONISTA)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    // A job whose worker vanished during its last allowed attempt.
+    sqlx::query(
+        "INSERT INTO sync_jobs (job_type, tenant_id, source_collection, source_doc_id, target_system, target_id,
+                                idempotency_key, status, attempts, max_attempts, locked_by, locked_at, lease_expires_at)
+         VALUES ('payload_to_medusa', $1::uuid, 'product-content', $2, 'medusa', 'prod_L', 'k', 'running', 2, 2,
+                 'gone:1:0', now() - interval '1 minute', now() - interval '1 second')",
+    )
+    .bind(FASHIONISTA)
+    .bind(doc.to_string())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let (code, summary) = cron(&app, "/api/cron/sync").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (summary["reaped"].as_u64(), summary["claimed"].as_u64()),
+        (Some(1), Some(0)),
+        "{summary}"
+    );
+    let (st, err, locked): (String, String, Option<String>) =
+        sqlx::query_as("SELECT status, error_message, locked_by FROM sync_jobs WHERE idempotency_key = 'k'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((st.as_str(), locked), ("dead", None));
+    assert!(err.contains("lease expired"), "{err}");
+    let sync: String = sqlx::query_scalar("SELECT sync_status FROM product_content WHERE id = $1")
+        .bind(doc)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(sync, "failed");
+    app.stop().await;
+}

@@ -36,7 +36,7 @@ pub async fn execute(ix: &Arc<Integrations>, job: &Job) -> Outcome {
 }
 
 /// Bookkeeping on the records a job stands for, once its outcome is recorded.
-pub async fn after_finish(ix: &Arc<Integrations>, job: &Job, outcome: &Outcome, finished: Finished) {
+pub async fn after_finish(ix: &Integrations, job: &Job, outcome: &Outcome, finished: Finished) {
     let result = async {
         match job.job_type.as_str() {
             "payload_to_medusa" if job.source_collection.as_deref() == Some("product-content") => {

@@ -319,15 +319,18 @@ pub async fn finish(ix: &Integrations, job: &Job, outcome: &Outcome) -> Result<F
 /// Returns jobs whose lease expired to the queue (or `dead` when their attempts are used up).
 pub async fn reap(ix: &Integrations) -> Result<u64, sqlx::Error> {
     let mut tx = begin(&ix.pool, &DbScope::system()).await?;
-    let expired: Vec<(Uuid, String, i32)> = sqlx::query_as(
-        "SELECT id, coalesce(locked_by, ''), attempts FROM sync_jobs
-          WHERE status = 'running' AND lease_expires_at < now()
-          ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED",
-    )
+    let expired: Vec<Job> = sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM sync_jobs j
+          WHERE j.status = 'running' AND j.lease_expires_at < now()
+          ORDER BY j.lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED"
+    ))
     .fetch_all(&mut *tx)
     .await?;
     let mut n = 0;
-    for (id, locked_by, attempts) in expired {
+    let mut dead = Vec::new();
+    for job in expired {
+        let (id, attempts) = (job.id, job.attempts);
+        let locked_by = job.locked_by.clone().unwrap_or_default();
         sqlx::query("SAVEPOINT reap").execute(&mut *tx).await?;
         let r = sqlx::query(&format!(
             "UPDATE sync_jobs j SET
@@ -346,7 +349,13 @@ pub async fn reap(ix: &Integrations) -> Result<u64, sqlx::Error> {
         .execute(&mut *tx)
         .await;
         match r {
-            Ok(_) => n += 1,
+            Ok(_) => {
+                n += 1;
+                if job.attempts >= job.max_attempts {
+                    super::outbound::emit_job_dead(&mut tx, &job, "lease expired (worker lost)").await?;
+                    dead.push(job);
+                }
+            }
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
                 sqlx::query("ROLLBACK TO SAVEPOINT reap")
                     .execute(&mut *tx)
@@ -366,6 +375,13 @@ pub async fn reap(ix: &Integrations) -> Result<u64, sqlx::Error> {
         }
     }
     tx.commit().await?;
+    let lost = Outcome::Retry {
+        error: "lease expired (worker lost)".into(),
+        after: None,
+    };
+    for job in &dead {
+        super::handlers::after_finish(ix, job, &lost, Finished::Dead).await;
+    }
     Ok(n)
 }
 
