@@ -42,11 +42,8 @@ pub async fn on_change(conn: &mut PgConnection, ev: &ChangeEvent<'_>) -> Result<
         .cloned()
         .map(Value::Object)
         .unwrap_or(Value::Null);
-    for event in events {
-        let data = json!({"collection": ev.collection, "id": ev.id, "tenant": tenant, "doc": doc});
-        enqueue(conn, tenant, &event, ev.collection, &ev.id.to_string(), data).await?;
-    }
-    Ok(())
+    let data = json!({"collection": ev.collection, "id": ev.id, "tenant": tenant, "doc": doc});
+    enqueue(conn, tenant, &events, ev.collection, &ev.id.to_string(), &data).await
 }
 
 /// `sync-jobs.dead` for the job's tenant (not for dead deliveries themselves: no loops).
@@ -64,10 +61,10 @@ pub async fn emit_job_dead(conn: &mut PgConnection, job: &Job, error: &str) -> R
     enqueue(
         conn,
         tenant,
-        "sync-jobs.dead",
+        &["sync-jobs.dead".to_string()],
         "sync-jobs",
         &job.id.to_string(),
-        data,
+        &data,
     )
     .await
 }
@@ -75,54 +72,30 @@ pub async fn emit_job_dead(conn: &mut PgConnection, job: &Job, error: &str) -> R
 async fn enqueue(
     conn: &mut PgConnection,
     tenant: Uuid,
-    event: &str,
+    events: &[String],
     collection: &str,
     doc_id: &str,
-    data: Value,
+    data: &Value,
 ) -> Result<(), sqlx::Error> {
-    let msg_id = format!("msg_{}", Uuid::new_v4().simple());
-    let body = json!({
-        "type": event,
-        "timestamp": crate::util::format_timestamp(time::OffsetDateTime::now_utc()),
-        "data": data,
-    });
-    // The caller's transaction may not carry this tenant's setting (a multi-tenant user);
-    // the delivery rows are the server's, so the insert runs with all tenants and the
-    // caller's setting is restored right after.
-    let prev: Option<String> = sqlx::query_scalar("SELECT current_setting('cityos.all_tenants', true)")
-        .fetch_one(&mut *conn)
+    let now = crate::util::format_timestamp(time::OffsetDateTime::now_utc());
+    let msg_ids: Vec<String> = events
+        .iter()
+        .map(|_| format!("msg_{}", Uuid::new_v4().simple()))
+        .collect();
+    let bodies: Vec<Value> = events
+        .iter()
+        .map(|e| json!({"type": e, "timestamp": now, "data": data}))
+        .collect();
+    // One round trip (migration 0012's function; nothing is inserted without a subscriber).
+    sqlx::query("SELECT cityos_enqueue_events($1, $2, $3, $4, $5, $6)")
+        .bind(tenant)
+        .bind(events)
+        .bind(collection)
+        .bind(doc_id)
+        .bind(&msg_ids)
+        .bind(&bodies)
+        .execute(&mut *conn)
         .await?;
-    let widen = prev.as_deref() != Some("on");
-    if widen {
-        sqlx::query("SELECT set_config('cityos.all_tenants', 'on', true)")
-            .execute(&mut *conn)
-            .await?;
-    }
-    let r = sqlx::query(
-        "INSERT INTO sync_jobs (job_type, tenant_id, source_collection, source_doc_id, target_system, target_id,
-                                payload, idempotency_key)
-         SELECT 'deliver_webhook', e.tenant_id, $3, $4, e.system_type, e.id::text,
-                jsonb_build_object('msgId', $5::text, 'event', $2::text, 'body', $6::jsonb),
-                'deliver_webhook:' || e.id || ':' || $5
-           FROM integration_endpoints e
-          WHERE e.tenant_id = $1 AND e.enabled AND e.system_type IN ('notifications', 'custom')
-            AND e.events && ARRAY[$2::text, '*']",
-    )
-    .bind(tenant)
-    .bind(event)
-    .bind(collection)
-    .bind(doc_id)
-    .bind(&msg_id)
-    .bind(&body)
-    .execute(&mut *conn)
-    .await;
-    if widen {
-        sqlx::query("SELECT set_config('cityos.all_tenants', $1, true)")
-            .bind(prev.unwrap_or_default())
-            .execute(&mut *conn)
-            .await?;
-    }
-    r?;
     Ok(())
 }
 
