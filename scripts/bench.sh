@@ -41,6 +41,8 @@ THREADS="${BENCH_THREADS:-2}"
 CONNS="${BENCH_CONNECTIONS:-32}"
 DURATION="${BENCH_DURATION:-10s}"
 TENANT="${BENCH_TENANT:-bench-07}"
+BENCH_BASE_DOMAIN="${BENCH_BASE_DOMAIN:-bench.test}"
+export CITYOS_BASE_DOMAINS="$BENCH_BASE_DOMAIN"
 READY_TIMEOUT="${BENCH_READY_TIMEOUT:-120}"
 BASE="http://127.0.0.1:${PORT}"
 
@@ -98,7 +100,9 @@ stop_server() {
   stop_stray_postgres
 }
 
+PDP_STARTED=0
 cleanup() {
+  [ "$PDP_STARTED" = 1 ] && bash "$CERBOS_SH" stop >/dev/null 2>&1 || true
   if [ -n "${OIDC_PID:-}" ]; then kill "$OIDC_PID" 2>/dev/null || true; fi
   if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
   stop_server
@@ -315,7 +319,7 @@ fi
 ROWS=()
 # bench_endpoint NAME PATH [AUTH] [LUA]: AUTH is jwt (the admin), apikey or keycloak; LUA is a wrk script.
 bench_endpoint() {
-  local name="$1" path="$2" auth="${3:-none}" lua="${4:-}" code out sampler_file rps p50 p99 reqs errs peak
+  local name="$1" path="$2" auth="${3:-none}" lua="${4:-}" host="${5:-}" code out sampler_file rps p50 p99 reqs errs peak
   local -a hdr=() wrk_extra=()
   local credential=""
   case "$auth" in
@@ -324,6 +328,7 @@ bench_endpoint() {
     keycloak) credential="$KC_TOKEN"; hdr=(-H "Authorization: Bearer $KC_TOKEN") ;;
     *) credential="-" ;;
   esac
+  [ -n "$host" ] && hdr+=(-H "Host: $host")
   if [ -z "$credential" ]; then
     ROWS+=("| $name | \`$path\` | no credential | skipped | - | - | - | - |")
     return 0
@@ -387,7 +392,40 @@ bench_endpoint create "/api/pages?depth=0" jwt "$CREATE_LUA"
 bench_endpoint by-id-apikey "$BYID_PATH" apikey
 bench_endpoint by-id-keycloak "$BYID_PATH" keycloak
 
+# Tenancy and authorization: the tenant from the Host header (a subdomain under
+# CITYOS_BASE_DOMAINS), decided by the built-in evaluator, then by the real Cerbos PDP; the
+# baseline is the same page list without any tenant context (super admin, explicit where).
+HOST_NAME="${TENANT}.${BENCH_BASE_DOMAIN}"
+HOST_LIST_PATH="/api/pages?limit=10&depth=0"
+HOST_BYID_PATH="${PAGE_ID:+/api/pages/${PAGE_ID}?depth=0}"
+NOTENANCY_PATH="/api/pages?limit=10&depth=0&where%5Btenant%5D%5Bequals%5D=${READ_TENANT_ID}&where%5Bstatus%5D%5Bequals%5D=published"
+bench_endpoint list-no-tenancy "$NOTENANCY_PATH" jwt
+bench_endpoint list-host-builtin "$HOST_LIST_PATH" none "" "$HOST_NAME"
+bench_endpoint by-id-host-builtin "$HOST_BYID_PATH" none "" "$HOST_NAME"
 stop_server
+
+CERBOS_SH="${CITYOS_RECIPES_DIR:-$ROOT/../shared/recipes}/cerbos.sh"
+if [ -f "$CERBOS_SH" ] && command -v npm >/dev/null 2>&1; then
+  export TOOLS_DIR="$ROOT/target/tmp/cerbos/tools" CERBOS_HTTP_ADDR="127.0.0.1:${BENCH_CERBOS_PORT:-3692}" \
+    CERBOS_GRPC_ADDR="127.0.0.1:${BENCH_CERBOS_GRPC_PORT:-3693}"
+  if bash "$CERBOS_SH" start "$ROOT/policies"; then
+    PDP_STARTED=1
+    export CERBOS_PDP_URL="http://$CERBOS_HTTP_ADDR"
+    start_and_wait_ready "$OUT_DIR/serve-pdp.log"
+    bench_endpoint list-host-pdp "$HOST_LIST_PATH" none "" "$HOST_NAME"
+    bench_endpoint by-id-host-pdp "$HOST_BYID_PATH" none "" "$HOST_NAME"
+    stop_server
+    export CERBOS_PLAN_CACHE_MS=0
+    start_and_wait_ready "$OUT_DIR/serve-pdp-nocache.log"
+    bench_endpoint list-host-pdp-uncached "$HOST_LIST_PATH" none "" "$HOST_NAME"
+    stop_server
+    unset CERBOS_PDP_URL CERBOS_PLAN_CACHE_MS
+  else
+    log "the Cerbos PDP did not start: the PDP runs are skipped"
+  fi
+else
+  log "no Cerbos recipe or npm: the PDP runs are skipped"
+fi
 
 # ------------------------------------------------------------------ report ----------------
 GIT_REV="$(git rev-parse --short HEAD 2>/dev/null || echo 'no commit')"

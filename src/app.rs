@@ -37,6 +37,8 @@ pub struct AppState {
     pub hosts: Arc<crate::tenancy::resolve::HostDirectory>,
     /// Webhooks, the job queue, Medusa, cron (src/integrations).
     pub integrations: Arc<crate::integrations::Integrations>,
+    pub authz: Arc<crate::authz::Authorizer>,
+    pub public_cache: Arc<crate::collections::public_cache::PublicCache>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -93,6 +95,7 @@ impl Application {
         let state = AppState::new(config, db.pool.clone());
         state.tenants.spawn_invalidation(db.pool.clone());
         state.principals.spawn(db.pool.clone(), "cityos_auth");
+        state.public_cache.spawn(db.pool.clone());
         state.hosts.spawn_invalidation(db.pool.clone());
         if let Some(kc) = &state.keycloak {
             kc.spawn_refresh(Duration::from_secs(
@@ -148,8 +151,15 @@ impl AppState {
         let config = Arc::new(config);
         let integrations =
             crate::integrations::Integrations::new(pool.clone(), config.clone(), cipher.clone());
+        // Policy files given by CERBOS_POLICY_DIR were loaded once in Config::from_vars.
+        let authz = crate::authz::Authorizer::new(&config.cerbos).expect("policies load");
         AppState {
             integrations,
+            authz: Arc::new(authz),
+            public_cache: Arc::new(crate::collections::public_cache::PublicCache::new(
+                config.public_cache_ttl_ms,
+                20_000,
+            )),
             tenants: crate::tenancy::cache::TenantDirectory::new(),
             key_usage: crate::auth::api_keys::UsageRecorder::new(),
             principals: crate::notify::NotifiedCache::new(50_000),

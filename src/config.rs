@@ -93,6 +93,12 @@ pub struct CerbosConfig {
     pub pdp_url: Option<String>,
     pub api_key: Option<Secret>,
     pub request_timeout_ms: u64,
+    /// When the PDP cannot be reached: decide with the built-in evaluator (false) or refuse (true).
+    pub fail_closed: bool,
+    /// How long a PDP plan is reused for the same principal, kind and action (0 = never).
+    pub plan_cache_ms: u64,
+    /// Read the fallback's policies from here instead of the copy compiled into the binary.
+    pub policy_dir: Option<std::path::PathBuf>,
 }
 
 /// The integration plane's queue and scheduler (`SYNC_*`, `SCHEDULER_*`, `MEDUSA_REQUEST_TIMEOUT_MS`).
@@ -171,6 +177,8 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
+    /// How long anonymous read responses are reused (0 = never); see collections::public_cache.
+    pub public_cache_ttl_ms: u64,
     pub request_timeout_secs: u64,
     pub cors_origins: Vec<String>,
     /// `CITYOS_BASE_DOMAINS`: hosts under which tenants' `subdomains` live.
@@ -349,7 +357,24 @@ impl Config {
             pdp_url: v.url("CERBOS_PDP_URL"),
             api_key: v.secret("CERBOS_PDP_API_KEY"),
             request_timeout_ms: v.parse("CERBOS_REQUEST_TIMEOUT_MS", 5000, "a number of milliseconds"),
+            fail_closed: match v.get("CERBOS_FAILURE_MODE").as_deref() {
+                None | Some("fallback") => false,
+                Some("fail-closed") => true,
+                Some(other) => {
+                    v.errors.push(format!(
+                        "CERBOS_FAILURE_MODE: must be fallback or fail-closed (got {other:?})"
+                    ));
+                    false
+                }
+            },
+            plan_cache_ms: v.parse("CERBOS_PLAN_CACHE_MS", 2000, "a number of milliseconds"),
+            policy_dir: v.get("CERBOS_POLICY_DIR").map(std::path::PathBuf::from),
         };
+        if let Some(dir) = &cerbos.policy_dir {
+            if let Err(e) = crate::authz::policy::PolicySet::from_dir(dir) {
+                v.errors.push(format!("CERBOS_POLICY_DIR: {e}"));
+            }
+        }
         let integration = |v: &mut Vars, prefix: &str| IntegrationConfig {
             base_url: v.url(&format!("{prefix}_BASE_URL")),
             api_key: v.secret(&format!("{prefix}_API_KEY")),
@@ -412,6 +437,7 @@ impl Config {
             ));
         }
         let max_body_bytes = v.parse("MAX_BODY_BYTES", 2 * 1024 * 1024usize, "a number of bytes");
+        let public_cache_ttl_ms = v.parse("PUBLIC_CACHE_TTL_MS", 1000u64, "a number of milliseconds");
         let request_timeout_secs = v.parse("REQUEST_TIMEOUT_SECONDS", 30u64, "a number of seconds");
         let cors_origins = v
             .get("CORS_ORIGINS")
@@ -527,6 +553,7 @@ impl Config {
             log_level,
             log_format,
             max_body_bytes,
+            public_cache_ttl_ms,
             request_timeout_secs,
             cors_origins,
             base_domains,
@@ -593,6 +620,26 @@ impl Config {
                 "CERBOS_REQUEST_TIMEOUT_MS".into(),
                 self.cerbos.request_timeout_ms.to_string(),
             ),
+            (
+                "CERBOS_FAILURE_MODE".into(),
+                if self.cerbos.fail_closed {
+                    "fail-closed"
+                } else {
+                    "fallback"
+                }
+                .into(),
+            ),
+            (
+                "CERBOS_PLAN_CACHE_MS".into(),
+                self.cerbos.plan_cache_ms.to_string(),
+            ),
+            (
+                "CERBOS_POLICY_DIR".into(),
+                self.cerbos
+                    .policy_dir
+                    .as_ref()
+                    .map_or("(embedded)".into(), |p| p.display().to_string()),
+            ),
             ("MEDUSA_BASE_URL".into(), opt(&self.medusa.base_url)),
             ("MEDUSA_API_KEY".into(), secret(&self.medusa.api_key)),
             (
@@ -638,6 +685,7 @@ impl Config {
                 },
             ),
             ("MAX_BODY_BYTES".into(), self.max_body_bytes.to_string()),
+            ("PUBLIC_CACHE_TTL_MS".into(), self.public_cache_ttl_ms.to_string()),
             (
                 "REQUEST_TIMEOUT_SECONDS".into(),
                 self.request_timeout_secs.to_string(),

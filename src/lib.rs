@@ -2,10 +2,12 @@
 //! serving Payload CMS 3's REST wire format from one binary.
 //!
 //! Map: `cli` → `config` → `app` (router + state) → `http` (errors, middleware, extractors) →
+//! `auth` (who) → `authz` (may they: Cerbos policies) → `tenancy` (where) →
 //! `collections` (declarations + the one engine) → `db` (pool, embedded cluster, migrations).
 
 pub mod app;
 pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod collections;
 pub mod config;

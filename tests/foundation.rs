@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cityos::db::embedded::{Durability, EmbeddedPostgres};
+use common::free_port;
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 
@@ -33,14 +34,6 @@ impl Drop for StopClusterOnDrop {
             Command::new(pg_ctl).args(args).output()
         };
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The binary with a clean environment: nothing of the developer's shell leaks in.

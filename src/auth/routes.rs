@@ -297,6 +297,7 @@ async fn user_doc(state: &AppState, id: Uuid, strategy: &str) -> Result<Value, A
     };
     let env = ReadEnv {
         registry: &registry,
+        authz: &state.authz,
         principal: &principal,
         tenant: &TenantContext::default(),
         app_url: &state.config.app_url,

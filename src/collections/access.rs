@@ -2,12 +2,14 @@
 //!
 //! A decision is either a denial, unconditional access, or a row filter the engine ANDs into
 //! its SQL (lists, counts, bulk scopes, by-id reads and population all use the same filter).
-//! The tenancy issue puts Cerbos and row-level security behind this same seam.
+//! The rules themselves are the Cerbos policies in `policies/` (see `crate::authz`).
 
 use uuid::Uuid;
 
 use crate::auth::principal::Principal;
+use crate::authz::{self, Authorizer, Expr, Plan};
 use crate::collections::decl::{CollectionDecl, Scope};
+use crate::http::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -26,48 +28,13 @@ impl Action {
             Action::Delete => "delete",
         }
     }
-}
 
-/// Who may do an action, in the declaration's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// Anyone, signed in or not.
-    Anyone,
-    /// super_admin only.
-    SuperAdmin,
-    /// Nobody through the API (server-written logs).
-    Nobody,
-    /// Members of the row's tenant holding one of these roles (any role when empty).
-    TenantRoles(&'static [&'static str]),
-    /// Content: anonymous and non-members read live published rows of the resolved tenant;
-    /// members read everything of their tenants.
-    PublishedOrMembers,
-    /// As `PublishedOrMembers` with `editorial_status = 'published'` (product content).
-    EditorialPublishedOrMembers,
-    /// Tenant rows: the resolved tenant for anyone, member tenants for members.
-    ResolvedOrMembers,
-    /// Media: public (NULL tenant) media and the resolved tenant's, plus member tenants.
-    PublicOrResolvedOrMembers,
-    /// Users: self, plus users sharing a tenant where the caller is tenant_admin.
-    SelfOrTenantAdmin,
-}
-
-/// The declaration's default rules.
-#[derive(Debug, Clone, Copy)]
-pub struct AccessRules {
-    pub read: Rule,
-    pub create: Rule,
-    pub update: Rule,
-    pub delete: Rule,
-}
-
-impl AccessRules {
-    fn rule(&self, action: Action) -> Rule {
-        match action {
-            Action::Read => self.read,
-            Action::Create => self.create,
-            Action::Update => self.update,
-            Action::Delete => self.delete,
+    /// The verb of an API-key scope (`read:pages`, `write:pages`, `delete:pages`).
+    pub fn scope_verb(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Create | Action::Update => "write",
+            Action::Delete => "delete",
         }
     }
 }
@@ -97,6 +64,9 @@ pub enum RowFilter {
     SelfUser(Uuid),
     /// The user has an active membership in one of these tenants.
     MemberOf(Vec<Uuid>),
+    /// The store column (the row id for `stores`) is one of these.
+    StoreIn(Vec<Uuid>),
+    Not(Box<RowFilter>),
     And(Vec<RowFilter>),
     Or(Vec<RowFilter>),
 }
@@ -114,144 +84,109 @@ impl Decision {
     }
 }
 
-/// Decides whether `principal` may do `action` on `decl`'s rows, and on which rows.
-pub fn authorize(
+/// Decides whether `principal` may do `action` on `decl`'s rows, and on which rows: the
+/// policy's plan (PDP or built-in evaluator) turned into a row filter.
+pub async fn authorize(
+    authz: &Authorizer,
     principal: &Principal,
     action: Action,
     decl: &CollectionDecl,
     ctx: &TenantContext,
-) -> Decision {
-    let rule = decl.access.rule(action);
-    if rule == Rule::Nobody {
-        return Decision::Deny;
-    }
+) -> Result<Decision, ApiError> {
+    // API keys: the scope decides the verb before the policy decides the rows.
     if let Principal::ApiKey(key) = principal {
-        return authorize_key(key, action, decl);
-    }
-    if principal.is_super_admin() {
-        return match ctx.tenant_id {
-            // A super admin who selected a tenant works inside it, for tenant data.
-            Some(t) if decl.tenant_column().is_some() && action == Action::Read => {
-                Decision::Filter(RowFilter::TenantIn(vec![t]))
-            }
-            _ => Decision::All,
-        };
-    }
-    let resolved = ctx.tenant_id;
-    // Members' tenants, narrowed to the resolved tenant when one is resolved.
-    let narrow = |mut tenants: Vec<Uuid>| {
-        if let Some(t) = resolved {
-            tenants.retain(|x| *x == t);
+        if !key.allows(action.scope_verb(), decl.slug) {
+            return Ok(Decision::Deny);
         }
-        tenants
+    }
+    let p = authz::principal(principal, ctx);
+    let decision = match authz.plan(&p, decl.slug, action.as_str()).await? {
+        Plan::Always => Decision::All,
+        Plan::Never => Decision::Deny,
+        Plan::Cond(e) => Decision::Filter(row_filter(decl, &e)),
     };
-    let filter = match rule {
-        Rule::Anyone => return Decision::All,
-        Rule::Nobody | Rule::SuperAdmin => return Decision::Deny,
-        Rule::TenantRoles(roles) => {
-            let tenants = narrow(principal.tenants_with(roles));
-            if tenants.is_empty() {
-                return Decision::Deny;
-            }
-            RowFilter::TenantIn(tenants)
-        }
-        Rule::PublishedOrMembers | Rule::EditorialPublishedOrMembers => {
-            let published = if rule == Rule::PublishedOrMembers {
-                RowFilter::Live
-            } else {
-                RowFilter::EditorialPublished
-            };
-            let public = match resolved {
-                Some(t) => RowFilter::And(vec![RowFilter::TenantIn(vec![t]), published]),
-                None => RowFilter::Nothing,
-            };
-            let members = narrow(principal.tenants_with(&[]));
-            if members.is_empty() {
-                public
-            } else {
-                RowFilter::Or(vec![RowFilter::TenantIn(members), public])
-            }
-        }
-        Rule::ResolvedOrMembers => {
-            let mut tenants = narrow(principal.tenants_with(&[]));
-            tenants.extend(resolved);
-            tenants.sort();
-            tenants.dedup();
-            if tenants.is_empty() {
-                RowFilter::Nothing
-            } else {
-                RowFilter::TenantIn(tenants)
-            }
-        }
-        Rule::PublicOrResolvedOrMembers => {
-            let mut tenants = narrow(principal.tenants_with(&[]));
-            tenants.extend(resolved);
-            tenants.sort();
-            tenants.dedup();
-            RowFilter::Or(vec![RowFilter::TenantNull, RowFilter::TenantIn(tenants)])
-        }
-        Rule::SelfOrTenantAdmin => {
-            let Some(uid) = principal.user_id() else {
-                return Decision::Deny;
-            };
-            let admin_of = narrow(principal.tenants_with(&["tenant_admin"]));
-            if admin_of.is_empty() || action == Action::Delete {
-                RowFilter::SelfUser(uid)
-            } else {
-                RowFilter::Or(vec![RowFilter::SelfUser(uid), RowFilter::MemberOf(admin_of)])
-            }
-        }
-    };
-    // Anonymous callers may only read.
-    if matches!(principal, Principal::Anonymous) && action != Action::Read {
-        return Decision::Deny;
+    // A super admin who selected a tenant works inside it when reading tenant data.
+    if let (true, Action::Read, Some(t), Some(_)) = (
+        principal.is_super_admin(),
+        action,
+        ctx.tenant_id,
+        decl.tenant_column(),
+    ) {
+        let inside = RowFilter::TenantIn(vec![t]);
+        return Ok(match decision {
+            Decision::All => Decision::Filter(inside),
+            Decision::Filter(f) => Decision::Filter(RowFilter::And(vec![inside, f])),
+            Decision::Deny => Decision::Deny,
+        });
     }
-    if decl.scope == Scope::Global && action != Action::Read {
-        return Decision::Deny;
-    }
-    Decision::Filter(filter)
+    Ok(decision)
 }
 
-/// API keys: the scope decides the action; a tenant key sees only its tenant's rows, a platform
-/// key (no tenant) acts on every tenant. Global collections are writable by platform keys only.
-fn authorize_key(
-    key: &crate::auth::principal::ApiKeyPrincipal,
-    action: Action,
-    decl: &CollectionDecl,
-) -> Decision {
-    let verb = match action {
-        Action::Read => "read",
-        Action::Create | Action::Update => "write",
-        Action::Delete => "delete",
-    };
-    if !key.allows(verb, decl.slug) {
-        return Decision::Deny;
-    }
-    match (key.tenant_id, decl.tenant_column()) {
-        (None, _) => Decision::All,
-        (Some(t), Some(_)) => Decision::Filter(RowFilter::TenantIn(vec![t])),
-        (Some(_), None) if action == Action::Read && decl.scope == Scope::Global => Decision::All,
-        (Some(_), None) => Decision::Deny,
-    }
-}
-
-/// Whether a user holding tenant roles may create rows in `tenant` (the `tenant` field check).
-pub fn may_write_in_tenant(
+/// Which of these tenants `principal` may put a new or moved `decl` document in (`None` = a
+/// platform-wide row without tenant): one batched check.
+pub async fn may_write_in(
+    authz: &Authorizer,
     principal: &Principal,
+    ctx: &TenantContext,
     decl: &CollectionDecl,
     action: Action,
-    tenant: Uuid,
-) -> bool {
-    if principal.is_super_admin() {
-        return true;
-    }
+    tenants: &[Option<Uuid>],
+) -> Result<Vec<bool>, ApiError> {
     if let Principal::ApiKey(key) = principal {
-        return key.tenant_id.is_none_or(|t| t == tenant);
+        if !key.allows(action.scope_verb(), decl.slug) {
+            return Ok(vec![false; tenants.len()]);
+        }
     }
-    match decl.access.rule(action) {
-        Rule::TenantRoles(roles) => principal.tenants_with(roles).contains(&tenant),
-        Rule::Anyone => true,
-        _ => false,
+    let resources: Vec<serde_json::Value> = tenants
+        .iter()
+        .map(|t| {
+            let attr = match t {
+                Some(t) => serde_json::json!({"tenantId": t}),
+                None => serde_json::json!({"public": true}),
+            };
+            serde_json::json!({"kind": decl.slug, "id": "new", "attr": attr})
+        })
+        .collect();
+    authz
+        .check(&authz::principal(principal, ctx), &resources, action.as_str())
+        .await
+}
+
+/// A plan's condition over resource attributes as a row filter of `decl`. Attributes map to
+/// columns through this fixed table; anything else matches nothing (deny).
+pub fn row_filter(decl: &CollectionDecl, e: &Expr) -> RowFilter {
+    let uuids = |values: &[serde_json::Value]| -> Vec<Uuid> {
+        values
+            .iter()
+            .filter_map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+            .collect()
+    };
+    match e {
+        Expr::And(items) => RowFilter::And(items.iter().map(|i| row_filter(decl, i)).collect()),
+        Expr::Or(items) => RowFilter::Or(items.iter().map(|i| row_filter(decl, i)).collect()),
+        Expr::Not(inner) => RowFilter::Not(Box::new(row_filter(decl, inner))),
+        Expr::In(attr, values) => match (attr.as_str(), decl.scope) {
+            ("tenantId", Scope::Users) => RowFilter::MemberOf(uuids(values)),
+            ("tenantId", Scope::Global) => RowFilter::Nothing,
+            ("tenantId", _) => RowFilter::TenantIn(uuids(values)),
+            ("storeId", _) => RowFilter::StoreIn(uuids(values)),
+            ("ownerId", Scope::Users) => {
+                RowFilter::Or(uuids(values).into_iter().map(RowFilter::SelfUser).collect())
+            }
+            ("status", _) if values == &[serde_json::Value::from("published")] => {
+                if decl.has_field_column("editorial_status") {
+                    RowFilter::EditorialPublished
+                } else if decl.has_field_column("publish_at") {
+                    RowFilter::Live
+                } else {
+                    RowFilter::Nothing
+                }
+            }
+            ("public", Scope::TenantOptional) if values.contains(&serde_json::Value::Bool(true)) => {
+                RowFilter::TenantNull
+            }
+            _ => RowFilter::Nothing,
+        },
     }
 }
 
@@ -274,6 +209,10 @@ pub fn filter_as_where(decl: &CollectionDecl, f: &RowFilter) -> Option<serde_jso
         RowFilter::Or(items) => {
             json!({"or": items.iter().map(|i| filter_as_where(decl, i)).collect::<Option<Vec<_>>>()?})
         }
-        RowFilter::Nothing | RowFilter::Live | RowFilter::MemberOf(_) => return None,
+        RowFilter::Nothing
+        | RowFilter::Live
+        | RowFilter::MemberOf(_)
+        | RowFilter::StoreIn(_)
+        | RowFilter::Not(_) => return None,
     })
 }

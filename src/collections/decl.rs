@@ -1,7 +1,7 @@
-//! The declaration types: a collection is data (fields, scope, access, hooks), and every
+//! The declaration types: a collection is data (fields, scope, hooks; its access rules are
+//! the Cerbos policy named after its slug, `policies/<slug>.yaml`), and every
 //! surface (REST, validation, OpenAPI, admin forms) is derived from it by the engine.
 
-use crate::collections::access::AccessRules;
 use crate::collections::hooks::Hooks;
 
 /// How a collection's rows belong to tenants.
@@ -327,7 +327,6 @@ pub struct CollectionDecl {
     pub fields: &'static [Field],
     /// Default `sort` (Payload syntax).
     pub default_sort: &'static str,
-    pub access: AccessRules,
     pub hooks: Hooks,
     /// Unique constraint name → wire path, for "Value must be unique".
     pub unique: &'static [(&'static str, &'static str)],

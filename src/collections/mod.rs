@@ -7,6 +7,7 @@ pub mod decls;
 pub mod engine;
 pub mod hooks;
 pub mod openapi;
+pub mod public_cache;
 pub mod routes;
 
 use std::collections::HashMap;

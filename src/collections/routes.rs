@@ -46,6 +46,7 @@ fn decl_for(state: &AppState, slug: &str, path: &str) -> Result<&'static Collect
 fn env<'a>(state: &'a AppState, ctx: &'a CallContext) -> ReadEnv<'a> {
     ReadEnv {
         registry: &state.registry,
+        authz: &state.authz,
         principal: &ctx.principal,
         tenant: &ctx.tenant,
         app_url: &state.config.app_url,
@@ -79,6 +80,8 @@ async fn commit(
 
 fn after_commit(state: &AppState, decl: &CollectionDecl) {
     use crate::collections::decl::CacheKind;
+    // This instance reads its own writes at once; others hear NOTIFY cityos_public.
+    state.public_cache.clear();
     for kind in decl.invalidates {
         match kind {
             CacheKind::Principals => state.principals.clear(),
@@ -116,11 +119,14 @@ async fn list(
     QueryTree(tree): QueryTree,
     ctx: CallContext,
 ) -> Result<Response, ApiError> {
-    let decl = decl_for(&state, &slug, &format!("/api/{slug}"))?;
+    let path = format!("/api/{slug}");
+    let decl = decl_for(&state, &slug, &path)?;
     let params = FindParams::from_tree(&tree)?;
-    let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
-    let body = read::find(&mut conn, &env(&state, &ctx), decl, &params).await?;
-    Ok(Json(body).into_response())
+    let load = async {
+        let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+        read::find(&mut conn, &env(&state, &ctx), decl, &params).await
+    };
+    state.public_cache.read(&ctx, &path, &tree, load).await
 }
 
 async fn count(
@@ -129,11 +135,15 @@ async fn count(
     QueryTree(tree): QueryTree,
     ctx: CallContext,
 ) -> Result<Response, ApiError> {
-    let decl = decl_for(&state, &slug, &format!("/api/{slug}/count"))?;
+    let path = format!("/api/{slug}/count");
+    let decl = decl_for(&state, &slug, &path)?;
     let params = FindParams::from_tree(&tree)?;
-    let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
-    let total = read::count(&mut conn, &env(&state, &ctx), decl, params.where_.as_ref()).await?;
-    Ok(Json(json!({"totalDocs": total})).into_response())
+    let load = async {
+        let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+        let total = read::count(&mut conn, &env(&state, &ctx), decl, params.where_.as_ref()).await?;
+        Ok(json!({"totalDocs": total}))
+    };
+    state.public_cache.read(&ctx, &path, &tree, load).await
 }
 
 async fn by_id(
@@ -142,20 +152,23 @@ async fn by_id(
     QueryTree(tree): QueryTree,
     ctx: CallContext,
 ) -> Result<Response, ApiError> {
-    let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
+    let path = format!("/api/{slug}/{id}");
+    let decl = decl_for(&state, &slug, &path)?;
     let params = FindParams::from_tree(&tree)?;
-    let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
-    let doc = read::find_by_id(
-        &mut conn,
-        &env(&state, &ctx),
-        decl,
-        &id,
-        params.depth,
-        params.select.as_ref(),
-        params.populate.as_ref(),
-    )
-    .await?;
-    Ok(Json(doc).into_response())
+    let load = async {
+        let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+        read::find_by_id(
+            &mut conn,
+            &env(&state, &ctx),
+            decl,
+            &id,
+            params.depth,
+            params.select.as_ref(),
+            params.populate.as_ref(),
+        )
+        .await
+    };
+    state.public_cache.read(&ctx, &path, &tree, load).await
 }
 
 async fn create(
@@ -331,14 +344,23 @@ async fn bulk(
 }
 
 /// `GET /api/access`: what the caller may do on each collection (the admin UI reads it).
-async fn access(State(state): State<AppState>, ctx: CallContext) -> Json<Value> {
+async fn access(State(state): State<AppState>, ctx: CallContext) -> Result<Json<Value>, ApiError> {
     use crate::collections::access::{authorize, filter_as_where, Decision};
+    const ACTIONS: [Action; 4] = [Action::Create, Action::Read, Action::Update, Action::Delete];
+    // Every (collection, action) plan at once: with a PDP these are concurrent calls.
+    let asks = state.registry.all().flat_map(|decl| {
+        ACTIONS
+            .iter()
+            .map(|a| authorize(&state.authz, &ctx.principal, *a, decl, &ctx.tenant))
+    });
+    let mut decisions = futures_util::future::join_all(asks).await.into_iter();
     let mut collections = Map::new();
     for decl in state.registry.all() {
         let mut entry = Map::new();
         entry.insert("fields".into(), Value::Bool(true));
-        for action in [Action::Create, Action::Read, Action::Update, Action::Delete] {
-            let v = match authorize(&ctx.principal, action, decl, &ctx.tenant) {
+        for action in ACTIONS {
+            let decision = decisions.next().expect("one decision per ask")?;
+            let v = match decision {
                 Decision::Deny => Value::Bool(false),
                 Decision::All => Value::Bool(true),
                 Decision::Filter(f) => match filter_as_where(decl, &f) {
@@ -361,5 +383,7 @@ async fn access(State(state): State<AppState>, ctx: CallContext) -> Json<Value> 
                 "viewer",
             ])
             .is_empty();
-    Json(json!({"collections": collections, "canAccessAdmin": can_access_admin}))
+    Ok(Json(
+        json!({"collections": collections, "canAccessAdmin": can_access_admin}),
+    ))
 }

@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
-use sqlx::PgPool;
 
 use crate::db::{self, SchemaState};
 
@@ -14,9 +13,21 @@ pub async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /api/ready`: the database answers and every migration is applied.
-pub async fn ready(State(pool): State<PgPool>) -> impl IntoResponse {
-    let check = tokio::time::timeout(std::time::Duration::from_secs(3), db::schema_state(&pool)).await;
+/// `GET /api/ready`: the database answers, every migration is applied, and authorization can
+/// decide (`authz` says whether decisions come from the PDP or the built-in evaluator).
+pub async fn ready(State(state): State<crate::AppState>) -> impl IntoResponse {
+    let (mut status, Json(mut body)) = database_ready(&state.pool).await;
+    let authz = state.authz.status().await;
+    if authz["engine"] == "none" && status == StatusCode::OK {
+        status = StatusCode::SERVICE_UNAVAILABLE;
+        body = json!({"status": "unavailable", "reason": "policy decision point unreachable (fail-closed)"});
+    }
+    body["authz"] = authz;
+    (status, Json(body))
+}
+
+async fn database_ready(pool: &sqlx::PgPool) -> (StatusCode, Json<serde_json::Value>) {
+    let check = tokio::time::timeout(std::time::Duration::from_secs(3), db::schema_state(pool)).await;
     match check {
         Ok(Ok(SchemaState::Current)) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Ok(Ok(SchemaState::Pending { applied, expected })) => (

@@ -86,7 +86,7 @@ async fn enqueue(
         .iter()
         .map(|e| json!({"type": e, "timestamp": now, "data": data}))
         .collect();
-    // One round trip (migration 0012's function; nothing is inserted without a subscriber).
+    // One round trip (migration 0013's function; nothing is inserted without a subscriber).
     sqlx::query("SELECT cityos_enqueue_events($1, $2, $3, $4, $5, $6)")
         .bind(tenant)
         .bind(events)

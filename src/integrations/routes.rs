@@ -84,6 +84,7 @@ async fn push_to_medusa(
     let mut tx = begin(&state.pool, &scope).await?;
     let env = ReadEnv {
         registry: &state.registry,
+        authz: &state.authz,
         principal: &ctx.principal,
         tenant: &ctx.tenant,
         app_url: &state.config.app_url,

@@ -6,6 +6,7 @@
 //! way `cityos serve` does; `./run test` stops it afterwards.
 #![allow(dead_code)]
 
+pub mod cerbos;
 pub mod oidc;
 pub mod schema_spec;
 
@@ -27,6 +28,15 @@ pub const RIYADH_EATS: &str = "50000000-0000-4000-8000-000000000002";
 pub const SAUDI: &str = "10000000-0000-4000-8000-000000000001";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// Where the shared test cluster lives.
 pub fn cluster_dir() -> PathBuf {
@@ -239,6 +249,9 @@ pub fn test_env(database_url: &str) -> HashMap<String, String> {
         ("CITYOS_SEED_DEMO", "false".into()),
         // Jobs run only when a test asks (cron routes, or workers it starts itself).
         ("SYNC_WORKERS", "0".into()),
+        // Every test server decides through the real Cerbos PDP (tests/authz.rs covers the
+        // built-in evaluator and the switch between them).
+        ("CERBOS_PDP_URL", cerbos::shared_url()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -50,12 +50,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata"),
     ],
     default_sort: "-createdAt",
-    access: AccessRules {
-        read: Rule::TenantRoles(ADMINS),
-        create: Rule::TenantRoles(ADMINS),
-        update: Rule::TenantRoles(ADMINS),
-        delete: Rule::TenantRoles(ADMINS),
-    },
     hooks: Hooks {
         before_change: Some(hooks::api_key_lifecycle),
         ..Hooks::NONE

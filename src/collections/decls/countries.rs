@@ -19,7 +19,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata"),
     ],
     default_sort: "name",
-    access: GEO_ACCESS,
     hooks: Hooks::NONE,
     unique: &[("countries_code_key", "code")],
     auth: false,

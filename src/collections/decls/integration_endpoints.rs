@@ -59,12 +59,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata"),
     ],
     default_sort: "name",
-    access: AccessRules {
-        read: Rule::TenantRoles(ADMINS),
-        create: Rule::TenantRoles(ADMINS),
-        update: Rule::TenantRoles(ADMINS),
-        delete: Rule::SuperAdmin,
-    },
     hooks: Hooks::NONE,
     unique: &[(
         "integration_endpoints_tenant_id_store_id_system_type_key",

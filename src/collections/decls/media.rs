@@ -26,13 +26,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
             .default(Default::Caller),
     ],
     default_sort: "-createdAt",
-    access: AccessRules {
-        read: Rule::PublicOrResolvedOrMembers,
-        // Files arrive with the media issue's multipart upload; JSON creates are refused there.
-        create: Rule::TenantRoles(EDITORS),
-        update: Rule::TenantRoles(EDITORS),
-        delete: Rule::TenantRoles(EDITORS),
-    },
     hooks: Hooks {
         after_read: Some(hooks::media_urls),
         ..Hooks::NONE

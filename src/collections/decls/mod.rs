@@ -1,7 +1,6 @@
 //! One small declaration per collection, in the spec's order.
 
 mod prelude {
-    pub use crate::collections::access::{AccessRules, Rule};
     pub use crate::collections::decl::f::*;
     pub use crate::collections::decl::{
         AdminGroup, Block, CacheKind, ChildDecl, ChildKind, CollectionDecl, Default, Field, Format, Kind,
@@ -13,15 +12,6 @@ mod prelude {
     pub const DRAFT_PUBLISHED: &[&str] = &["draft", "published"];
     pub const SYSTEMS: &[&str] = &["medusa", "fleetbase", "erpnext", "notifications", "custom"];
     pub use crate::auth::principal::MEMBERSHIP_ROLES;
-    pub const ADMINS: &[&str] = &["tenant_admin"];
-    pub const EDITORS: &[&str] = &["tenant_admin", "content_editor"];
-    /// Public read, super_admin writes (the geo hierarchy).
-    pub const GEO_ACCESS: AccessRules = AccessRules {
-        read: Rule::Anyone,
-        create: Rule::SuperAdmin,
-        update: Rule::SuperAdmin,
-        delete: Rule::SuperAdmin,
-    };
     pub const fn tenant_field() -> Field {
         rel("tenant", "tenant_id", "Assigned Tenant", "tenants")
             .required()

@@ -61,12 +61,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata"),
     ],
     default_sort: "name",
-    access: AccessRules {
-        read: Rule::TenantRoles(&[]),
-        create: Rule::TenantRoles(ADMINS),
-        update: Rule::TenantRoles(ADMINS),
-        delete: Rule::TenantRoles(ADMINS),
-    },
     hooks: Hooks::NONE,
     unique: &[("portals_tenant_id_store_id_base_path_key", "basePath")],
     auth: false,

@@ -41,12 +41,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         .read_only(),
     ],
     default_sort: "-createdAt",
-    access: AccessRules {
-        read: Rule::PublishedOrMembers,
-        create: Rule::TenantRoles(EDITORS),
-        update: Rule::TenantRoles(EDITORS),
-        delete: Rule::TenantRoles(ADMINS),
-    },
     hooks: Hooks {
         before_change: Some(hooks::content_defaults),
         ..Hooks::NONE

@@ -138,12 +138,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         .read_only(),
     ],
     default_sort: "-createdAt",
-    access: AccessRules {
-        read: Rule::EditorialPublishedOrMembers,
-        create: Rule::TenantRoles(&["tenant_admin", "content_editor", "vendor_owner"]),
-        update: Rule::TenantRoles(&["tenant_admin", "content_editor", "vendor_owner"]),
-        delete: Rule::TenantRoles(ADMINS),
-    },
     hooks: Hooks {
         after_change: Some(hooks::product_content_sync),
         ..Hooks::NONE

@@ -18,7 +18,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata"),
     ],
     default_sort: "name",
-    access: GEO_ACCESS,
     hooks: Hooks::NONE,
     unique: &[("scopes_country_id_scope_type_name_key", "name")],
     auth: false,

@@ -98,12 +98,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata"),
     ],
     default_sort: "name",
-    access: AccessRules {
-        read: Rule::ResolvedOrMembers,
-        create: Rule::TenantRoles(ADMINS),
-        update: Rule::TenantRoles(&["tenant_admin", "store_manager"]),
-        delete: Rule::TenantRoles(ADMINS),
-    },
     hooks: Hooks {
         after_change: Some(hooks::vendor_store_sync),
         ..Hooks::NONE

@@ -17,7 +17,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata"),
     ],
     default_sort: "name",
-    access: GEO_ACCESS,
     hooks: Hooks::NONE,
     unique: &[("subcategories_category_id_name_key", "name")],
     auth: false,

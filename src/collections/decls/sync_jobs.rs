@@ -50,12 +50,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata").read_only(),
     ],
     default_sort: "-createdAt",
-    access: AccessRules {
-        read: Rule::TenantRoles(ADMINS),
-        create: Rule::Nobody,
-        update: Rule::Nobody,
-        delete: Rule::SuperAdmin,
-    },
     hooks: Hooks::NONE,
     unique: &[],
     auth: false,

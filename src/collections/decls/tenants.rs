@@ -75,12 +75,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata").not_public(),
     ],
     default_sort: "name",
-    access: AccessRules {
-        read: Rule::ResolvedOrMembers,
-        create: Rule::SuperAdmin,
-        update: Rule::TenantRoles(ADMINS),
-        delete: Rule::SuperAdmin,
-    },
     hooks: Hooks::NONE,
     unique: &[
         ("tenants_handle_key", "handle"),

@@ -84,12 +84,6 @@ pub static DECL: CollectionDecl = CollectionDecl {
         json("metadata", "metadata", "Metadata"),
     ],
     default_sort: "email",
-    access: AccessRules {
-        read: Rule::SelfOrTenantAdmin,
-        create: Rule::SuperAdmin,
-        update: Rule::SelfOrTenantAdmin,
-        delete: Rule::SuperAdmin,
-    },
     hooks: Hooks {
         after_delete: Some(hooks::revoke_owned_keys),
         ..Hooks::NONE

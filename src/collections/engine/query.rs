@@ -664,6 +664,26 @@ impl<'a> Compiler<'a> {
                 alias: self.alias(),
                 tenants: tenants.clone(),
             },
+            RowFilter::StoreIn(ids) => {
+                let column = if decl.slug == "stores" {
+                    Some("id")
+                } else if decl.has_field_column("store_id") {
+                    Some("store_id")
+                } else {
+                    None
+                };
+                match column {
+                    Some(c) if !ids.is_empty() => Cond::In(
+                        Col {
+                            alias: alias.to_string(),
+                            column: c.to_string(),
+                        },
+                        ids.iter().map(|i| SqlVal::Uuid(*i)).collect(),
+                    ),
+                    _ => Cond::False,
+                }
+            }
+            RowFilter::Not(inner) => Cond::Not(Box::new(self.row_filter(decl, alias, inner))),
             RowFilter::And(items) => {
                 Cond::And(items.iter().map(|i| self.row_filter(decl, alias, i)).collect())
             }

@@ -9,6 +9,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::auth::principal::Principal;
+use crate::authz::Authorizer;
 use crate::collections::access::{authorize, Action, Decision, TenantContext};
 use crate::collections::decl::{ChildKind, CollectionDecl, Field, Kind, SubField, SubKind, Visibility};
 use crate::collections::engine::params::FindParams;
@@ -19,6 +20,7 @@ use crate::http::error::ApiError;
 /// What a read needs to know about the caller and the server.
 pub struct ReadEnv<'a> {
     pub registry: &'a Registry,
+    pub authz: &'a Authorizer,
     pub principal: &'a Principal,
     pub tenant: &'a TenantContext,
     pub app_url: &'a str,
@@ -290,14 +292,14 @@ fn order_by(decl: &CollectionDecl, alias: &str, sort: &[String]) -> String {
 }
 
 /// The access condition of `action` for `decl`, or 403.
-pub fn access_cond(
+pub async fn access_cond(
     compiler: &mut Compiler<'_>,
     env: &ReadEnv<'_>,
     decl: &'static CollectionDecl,
     alias: &str,
     action: Action,
 ) -> Result<Cond, ApiError> {
-    match authorize(env.principal, action, decl, env.tenant) {
+    match authorize(env.authz, env.principal, action, decl, env.tenant).await? {
         Decision::Deny => Err(ApiError::Forbidden),
         Decision::All => Ok(Cond::True),
         Decision::Filter(f) => Ok(compiler.row_filter(decl, alias, &f)),
@@ -312,7 +314,7 @@ pub async fn find(
     params: &FindParams,
 ) -> Result<Value, ApiError> {
     let mut compiler = Compiler::new(env.registry, env.public_only());
-    let access = access_cond(&mut compiler, env, decl, "t0", Action::Read)?;
+    let access = access_cond(&mut compiler, env, decl, "t0", Action::Read).await?;
     let filter = match &params.where_ {
         Some(w) => compiler.compile(decl, "t0", w)?,
         None => Cond::True,
@@ -371,7 +373,7 @@ pub async fn count(
     where_: Option<&Value>,
 ) -> Result<i64, ApiError> {
     let mut compiler = Compiler::new(env.registry, env.public_only());
-    let access = access_cond(&mut compiler, env, decl, "t0", Action::Read)?;
+    let access = access_cond(&mut compiler, env, decl, "t0", Action::Read).await?;
     let filter = match where_ {
         Some(w) => compiler.compile(decl, "t0", w)?,
         None => Cond::True,
@@ -400,7 +402,7 @@ pub async fn find_by_id(
         return Err(ApiError::NotFound);
     };
     let mut compiler = Compiler::new(env.registry, env.public_only());
-    let access = match access_cond(&mut compiler, env, decl, "t0", Action::Read) {
+    let access = match access_cond(&mut compiler, env, decl, "t0", Action::Read).await {
         Ok(c) => c,
         // Unreadable and missing look the same for a by-id read.
         Err(ApiError::Forbidden) => return Err(ApiError::Forbidden),
@@ -537,7 +539,7 @@ fn populate_level<'a>(
             };
             let ids: Vec<Uuid> = ids.into_iter().collect();
             let mut compiler = Compiler::new(env.registry, env.public_only());
-            let access = match access_cond(&mut compiler, env, target, "t0", Action::Read) {
+            let access = match access_cond(&mut compiler, env, target, "t0", Action::Read).await {
                 Ok(c) => c,
                 Err(_) => Cond::False,
             };

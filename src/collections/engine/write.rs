@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::collections::access::{authorize, may_write_in_tenant, Action, Decision, RowFilter};
+use crate::collections::access::{authorize, may_write_in, Action, Decision, RowFilter};
 use crate::collections::decl::{ChildKind, CollectionDecl, Default, Field, Kind};
 use crate::collections::engine::audit::{self, AuditEntry};
 use crate::collections::engine::params::FindParams;
@@ -33,12 +33,19 @@ pub async fn create(
     body: Map<String, Value>,
     params: &FindParams,
 ) -> Result<Value, ApiError> {
-    let decision = authorize(env.read.principal, Action::Create, decl, env.read.tenant);
+    let decision = authorize(
+        env.read.authz,
+        env.read.principal,
+        Action::Create,
+        decl,
+        env.read.tenant,
+    )
+    .await?;
     if decision.is_denied() {
         return Err(ApiError::Forbidden);
     }
     let mut data = validate::incoming(decl, &body);
-    apply_defaults(decl, env, &mut data, true);
+    apply_defaults(decl, env, &mut data, true).await?;
     let mut reveal = Map::new();
     let mut hook_error = None;
     if let Some(hook) = decl.hooks.before_change {
@@ -53,7 +60,7 @@ pub async fn create(
     }
     let (values, mut errors) = validate::check(decl, &data, &data);
     errors.extend(hook_error);
-    check_tenant(decl, env, &values, Action::Create, &mut errors);
+    check_tenant(decl, env, &values, Action::Create, &mut errors).await?;
     check_relations(conn, env, &values, &mut errors).await?;
     if !errors.is_empty() {
         return Err(ApiError::validation(decl.slug, None, errors));
@@ -137,7 +144,7 @@ async fn load_target(
     id: Uuid,
     action: Action,
 ) -> Result<Map<String, Value>, ApiError> {
-    let decision = authorize(env.read.principal, action, decl, env.read.tenant);
+    let decision = authorize(env.read.authz, env.read.principal, action, decl, env.read.tenant).await?;
     let filter = match &decision {
         Decision::Deny => return Err(ApiError::Forbidden),
         Decision::All => Cond::True,
@@ -173,7 +180,7 @@ pub async fn update_by_id(
     };
     let before = load_target(conn, env, decl, id, Action::Update).await?;
     let mut patch = validate::incoming(decl, &body);
-    apply_defaults(decl, env, &mut patch, false);
+    apply_defaults(decl, env, &mut patch, false).await?;
     let mut merged = before.clone();
     for (k, v) in &patch {
         merged.insert(k.clone(), v.clone());
@@ -199,7 +206,7 @@ pub async fn update_by_id(
     }
     let (values, mut errors) = validate::check(decl, &patch, &merged);
     errors.extend(hook_error);
-    check_tenant(decl, env, &values, Action::Update, &mut errors);
+    check_tenant(decl, env, &values, Action::Update, &mut errors).await?;
     check_relations(conn, env, &values, &mut errors).await?;
     if !errors.is_empty() {
         return Err(ApiError::validation(decl.slug, Some(id.to_string()), errors));
@@ -322,7 +329,7 @@ pub async fn bulk_targets(
     limit: i64,
 ) -> Result<Vec<Uuid>, ApiError> {
     let mut compiler = Compiler::new(env.registry, env.public_only());
-    let access = read::access_cond(&mut compiler, env, decl, "t0", action)?;
+    let access = read::access_cond(&mut compiler, env, decl, "t0", action).await?;
     let filter = compiler.compile(decl, "t0", where_)?;
     let mut qb = QueryBuilder::<Postgres>::new("SELECT t0.id FROM ");
     qb.push(decl.table).push(" t0 WHERE ");
@@ -339,7 +346,12 @@ fn uuid_of(v: Option<&Value>) -> Option<Uuid> {
 }
 
 /// Defaults on create; caller-stamped fields on every write.
-fn apply_defaults(decl: &CollectionDecl, env: &WriteEnv<'_>, data: &mut Map<String, Value>, creating: bool) {
+async fn apply_defaults(
+    decl: &CollectionDecl,
+    env: &WriteEnv<'_>,
+    data: &mut Map<String, Value>,
+    creating: bool,
+) -> Result<(), ApiError> {
     for field in decl.fields {
         let Some(default) = field.default else { continue };
         if creating && data.contains_key(field.name) && field.writable() {
@@ -351,7 +363,9 @@ fn apply_defaults(decl: &CollectionDecl, env: &WriteEnv<'_>, data: &mut Map<Stri
             Default::Str(s) => Some(Value::String(s.into())),
             Default::Int(i) => Some(Value::from(i)),
             Default::Bool(b) => Some(Value::Bool(b)),
-            Default::ContextTenant => default_tenant(decl, env).map(|t| Value::String(t.to_string())),
+            Default::ContextTenant => default_tenant(decl, env)
+                .await?
+                .map(|t| Value::String(t.to_string())),
             Default::ContextStore => env.read.tenant.store_id.map(|s| Value::String(s.to_string())),
             Default::Caller => env.read.principal.user_id().map(|u| Value::String(u.to_string())),
         };
@@ -359,44 +373,76 @@ fn apply_defaults(decl: &CollectionDecl, env: &WriteEnv<'_>, data: &mut Map<Stri
             data.insert(field.name.to_string(), v);
         }
     }
+    Ok(())
 }
 
 /// The tenant a new row belongs to when the body names none: the resolved tenant, else the
 /// caller's only tenant where it may create.
-fn default_tenant(decl: &CollectionDecl, env: &WriteEnv<'_>) -> Option<Uuid> {
+async fn default_tenant(decl: &CollectionDecl, env: &WriteEnv<'_>) -> Result<Option<Uuid>, ApiError> {
     if let Some(t) = env.read.tenant.tenant_id.filter(|t| !t.is_nil()) {
-        return Some(t);
+        return Ok(Some(t));
     }
-    let mut candidates = env.read.principal.tenants_with(&[]);
-    candidates.retain(|t| may_write_in_tenant(env.read.principal, decl, Action::Create, *t));
-    (candidates.len() == 1).then(|| candidates[0])
+    let candidates = env.read.principal.tenants_with(&[]);
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let asked: Vec<Option<Uuid>> = candidates.iter().copied().map(Some).collect();
+    let allowed = may_write_in(
+        env.read.authz,
+        env.read.principal,
+        env.read.tenant,
+        decl,
+        Action::Create,
+        &asked,
+    )
+    .await?;
+    let mut ok = candidates
+        .iter()
+        .zip(allowed)
+        .filter(|(_, a)| *a)
+        .map(|(t, _)| *t);
+    Ok(match (ok.next(), ok.next()) {
+        (Some(t), None) => Some(t),
+        _ => None,
+    })
 }
 
 /// A tenant the caller may not write in is an invalid selection (Payload's multi-tenant rule).
-fn check_tenant(
+async fn check_tenant(
     decl: &CollectionDecl,
     env: &WriteEnv<'_>,
     values: &[(&'static Field, WriteVal)],
     action: Action,
     errors: &mut Vec<FieldError>,
-) {
+) -> Result<(), ApiError> {
     if !matches!(decl.tenant_column(), Some("tenant_id")) {
-        return;
+        return Ok(());
     }
-    for (f, v) in values {
-        if f.name != "tenant" {
-            continue;
-        }
-        let ok = match v {
-            WriteVal::Uuid(t) => may_write_in_tenant(env.read.principal, decl, action, *t),
-            // A platform-wide row (NULL tenant) is a super admin's decision.
-            WriteVal::Null => env.read.principal.is_super_admin(),
-            _ => true,
-        };
-        if !ok {
-            errors.push(FieldError::new("tenant", None, INVALID_SELECTION));
-        }
+    let asked: Option<Option<Uuid>> = values
+        .iter()
+        .find(|(f, _)| f.name == "tenant")
+        .and_then(|(_, v)| match v {
+            WriteVal::Uuid(t) => Some(Some(*t)),
+            // A platform-wide row (NULL tenant): the policy decides on `public`.
+            WriteVal::Null => Some(None),
+            _ => None,
+        });
+    let Some(asked) = asked else {
+        return Ok(());
+    };
+    let allowed = may_write_in(
+        env.read.authz,
+        env.read.principal,
+        env.read.tenant,
+        decl,
+        action,
+        &[asked],
+    )
+    .await?;
+    if allowed.first() != Some(&true) {
+        errors.push(FieldError::new("tenant", None, INVALID_SELECTION));
     }
+    Ok(())
 }
 
 /// Referenced documents must exist and be readable by the caller: one query per target.

@@ -1,4 +1,4 @@
--- 0012 · integration plane: webhook secret rotation, and the outbound-event enqueue function.
+-- 0013 · integration plane: webhook secret rotation, and the outbound-event enqueue function.
 -- When an endpoint's webhook secret changes, the old one stays valid for 24 hours (data-model
 -- 3.14: previousWebhookSecret / previousWebhookSecretExpiresAt), so senders can switch over.
 -- Done in the database so every writer (API, CLI, SQL) gets the same rule.
