@@ -1334,3 +1334,73 @@ async fn an_expired_lease_on_the_last_attempt_makes_the_job_dead_and_marks_its_d
     assert_eq!(sync, "failed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenant_s_own_secret_takes_precedence_over_the_env_secret() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let admin = app.admin_token().await;
+    let (st, ep) = json(
+        app.send(
+            Method::POST,
+            "/api/integration-endpoints",
+            Some(&admin),
+            Some(
+                json!({"name": "Fleet", "tenant": FASHIONISTA, "systemType": "fleetbase",
+                        "baseUrl": "https://fleet.example", "webhookSecret": "tenant-secret"}),
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 201, "{ep}");
+    let endpoint = ep["doc"]["id"].as_str().unwrap().to_string();
+    let delivery = |n: u32, tenant: Option<&str>, secret: &str| {
+        let meta = match tenant {
+            Some(t) => format!(r#"{{"tenant_id":"{t}"}}"#),
+            None => "{}".into(),
+        };
+        let body =
+            format!(r#"{{"id":"event_p{n}","event":"order.updated","data":{{"meta":{meta}}}}}"#).into_bytes();
+        (vec![("signature", sig::fleetbase_sign(secret, &body))], body)
+    };
+    let who = |id: Value| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (Option<uuid::Uuid>, Option<uuid::Uuid>)>(
+                "SELECT tenant_id, endpoint_id FROM webhook_logs WHERE id = $1::text::uuid",
+            )
+            .bind(id.as_str().unwrap().to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // The tenant has its own secret: the env secret no longer speaks for it.
+    let (h, b) = delivery(1, Some("fashionista-sa"), FLEETBASE_SECRET);
+    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 401);
+    let (h, b) = delivery(2, Some("fashionista-sa"), "tenant-secret");
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 200, "{r}");
+    let (t, e) = who(r["id"].clone()).await;
+    assert_eq!(
+        (t.map(|t| t.to_string()), e.map(|e| e.to_string())),
+        (Some(FASHIONISTA.into()), Some(endpoint.clone()))
+    );
+    // Another tenant without an endpoint still uses the env secret.
+    let (h, b) = delivery(3, Some(common::RIYADH_EATS), FLEETBASE_SECRET);
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 200, "{r}");
+    let (t, e) = who(r["id"].clone()).await;
+    assert_eq!(
+        (t.map(|t| t.to_string()), e),
+        (Some(common::RIYADH_EATS.into()), None)
+    );
+    // No hint: the secret that verifies names the tenant.
+    let (h, b) = delivery(4, None, "tenant-secret");
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 200, "{r}");
+    let (t, _) = who(r["id"].clone()).await;
+    assert_eq!(t.map(|t| t.to_string()).as_deref(), Some(FASHIONISTA));
+    app.stop().await;
+}
