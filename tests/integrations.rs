@@ -575,7 +575,24 @@ async fn every_source_refuses_bad_deliveries_and_logs_each_exactly_once() {
 #[tokio::test]
 async fn missing_secret_is_401_and_tenant_secrets_take_precedence_with_rotation() {
     let (_m, murl) = start_fake_medusa().await;
-    let app = spawn(&murl, &[("FLEETBASE_WEBHOOK_SECRET", "")]).await;
+    let rotating = format!("whsec_b2xkLW1lZHVzYS1zZWNyZXQ=, {MEDUSA_SECRET}");
+    let app = spawn(
+        &murl,
+        &[
+            ("FLEETBASE_WEBHOOK_SECRET", ""),
+            ("MEDUSA_WEBHOOK_SECRET", &rotating),
+        ],
+    )
+    .await;
+    // An env secret being rotated: old and new both verify meanwhile.
+    for (i, secret) in ["whsec_b2xkLW1lZHVzYS1zZWNyZXQ=", MEDUSA_SECRET]
+        .iter()
+        .enumerate()
+    {
+        let body = medusa_body("prod_rot");
+        let h = standard_headers(secret, &format!("msg_rot{i}"), now(), body.as_bytes());
+        assert_eq!(post_raw(&app, MEDUSA_PATH, &h, body.into_bytes()).await.0, 200);
+    }
     let body = br#"{"id":"event_x","event":"order.created","data":{"meta":{"tenant_id":"fashionista-sa"}}}"#
         .to_vec();
     let (s, e) = post_raw(

@@ -344,16 +344,13 @@ async fn candidates(
         Source::Erpnext => &ix.config.erpnext.webhook_secret,
     };
     if let Some(secret) = env {
-        let list: Vec<&str> = if source == Source::Fleetbase {
-            secret
-                .expose()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect()
-        } else {
-            vec![secret.expose()]
-        };
+        // A comma list: several Fleetbase credentials, or old and new during a rotation.
+        let list: Vec<&str> = secret
+            .expose()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         for s in list {
             out.push(Candidate {
                 secret: s.to_string(),
