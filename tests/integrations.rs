@@ -1421,3 +1421,73 @@ async fn a_tenant_s_own_secret_takes_precedence_over_the_env_secret() {
     assert_eq!(t.map(|t| t.to_string()).as_deref(), Some(FASHIONISTA));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn handlers_per_event_deleted_products_unknown_types_and_fleetbase_orders() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    sqlx::query("INSERT INTO product_content (tenant_id, medusa_product_id, title) VALUES ($1::uuid, 'prod_gone', 'Gone')")
+        .bind(FASHIONISTA)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    for (id, body) in [
+        (
+            "msg_del",
+            r#"{"type":"product.deleted","data":{"id":"prod_gone"}}"#,
+        ),
+        ("msg_odd", r#"{"type":"customer.created","data":{"id":"cus_1"}}"#),
+    ] {
+        let h = standard_headers(MEDUSA_SECRET, id, now(), body.as_bytes());
+        assert_eq!(
+            post_raw(&app, MEDUSA_PATH, &h, body.as_bytes().to_vec()).await.0,
+            200
+        );
+    }
+    let body = format!(
+        r#"{{"id":"event_o1","event":"order.completed","created_at":"{}","data":{{"id":"order_1","status":"completed","meta":{{"medusa_order_id":"order_01"}}}}}}"#,
+        time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .unwrap()
+    );
+    let h = vec![(
+        "signature",
+        sig::fleetbase_sign(FLEETBASE_SECRET, body.as_bytes()),
+    )];
+    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, body.into_bytes()).await.0, 200);
+    let (code, summary) = cron(&app, "/api/cron/webhook-retry").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (summary["claimed"].as_u64(), summary["succeeded"].as_u64()),
+        (Some(3), Some(3)),
+        "{summary}"
+    );
+    let (sync, err): (String, Option<String>) = sqlx::query_as(
+        "SELECT sync_status, last_sync_error FROM product_content WHERE medusa_product_id = 'prod_gone'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(sync, "conflict");
+    assert!(err.unwrap().contains("deleted"));
+    let notes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT w.event_type, j.logs->0->>'message' FROM sync_jobs j JOIN webhook_logs w ON w.id = j.webhook_log_id ORDER BY w.created_at",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(notes.len(), 3);
+    assert!(
+        notes[1].1.contains("no handler for medusa customer.created"),
+        "{notes:?}"
+    );
+    assert!(notes[2].1.contains("order_1 is completed"), "{notes:?}");
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM webhook_logs ORDER BY created_at")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(statuses, vec!["success", "success", "success"]);
+    app.stop().await;
+}
