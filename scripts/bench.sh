@@ -10,6 +10,9 @@
 # `scripts/bench.sh media` (or `./run bench media`) runs the upload benchmark instead
 # (scripts/bench-media.sh: 1 MB uploads to local disk and S3, RSS during a 100 MB upload).
 #
+# `scripts/bench.sh integrations` runs the integration-plane benchmark instead
+# (examples/bench_integrations.rs: signed webhook ingest, queue throughput, enqueue cost).
+#
 # Build first (`./run bench` does: deps with --bench, cargo build --release, this script).
 #
 # Env: BENCH_PORT (3091), BENCH_RUNS (5), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
@@ -24,6 +27,9 @@ cd "$ROOT"
 case "${1:-}" in
   "") ;;
   media) exec "$(dirname "${BASH_SOURCE[0]}")/bench-media.sh" ;;
+  integrations)
+    # Webhook ingest, queue throughput, enqueue cost (examples/bench_integrations.rs).
+    cd "$ROOT" && exec cargo run --release --example bench_integrations ;;
   -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
   *) printf '[bench] ERROR: unknown argument: %s (settings are env vars, see --help)\n' "$1" >&2; exit 2 ;;
 esac

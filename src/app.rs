@@ -37,6 +37,8 @@ pub struct AppState {
     pub hosts: Arc<crate::tenancy::resolve::HostDirectory>,
     /// Where uploaded files live (local disk or S3).
     pub media: Arc<crate::media::storage::Storage>,
+    /// Webhooks, the job queue, Medusa, cron (src/integrations).
+    pub integrations: Arc<crate::integrations::Integrations>,
     pub authz: Arc<crate::authz::Authorizer>,
     pub public_cache: Arc<crate::collections::public_cache::PublicCache>,
 }
@@ -110,6 +112,7 @@ impl Application {
                 tracing::info!(removed, "stale upload staging files removed");
             }
         });
+        state.integrations.start();
         state.key_usage.spawn_flush(
             db.pool.clone(),
             Duration::from_secs(state.config.api_key_usage_flush_secs.max(1)),
@@ -155,9 +158,13 @@ impl AppState {
         let cipher = Arc::new(crate::crypto::FieldCipher::new(
             config.secrets.payload_secret.expose(),
         ));
+        let config = Arc::new(config);
+        let integrations =
+            crate::integrations::Integrations::new(pool.clone(), config.clone(), cipher.clone());
         // Policy files given by CERBOS_POLICY_DIR were loaded once in Config::from_vars.
         let authz = crate::authz::Authorizer::new(&config.cerbos).expect("policies load");
         AppState {
+            integrations,
             authz: Arc::new(authz),
             public_cache: Arc::new(crate::collections::public_cache::PublicCache::new(
                 config.public_cache_ttl_ms,
@@ -182,7 +189,7 @@ impl AppState {
             registry: Arc::new(Registry::new()),
             auth,
             cors,
-            config: Arc::new(config),
+            config,
         }
     }
 }
@@ -193,6 +200,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(http::health::health))
         .route("/ready", get(http::health::ready))
         .merge(crate::auth::routes::router())
+        .merge(crate::integrations::webhooks::router())
+        .merge(crate::integrations::routes::router())
         .merge(crate::collections::routes::router())
         .merge(crate::media::routes::router())
         .fallback(api_not_found)

@@ -101,6 +101,37 @@ pub struct CerbosConfig {
     pub policy_dir: Option<std::path::PathBuf>,
 }
 
+/// The integration plane's queue and scheduler (`SYNC_*`, `SCHEDULER_*`, `MEDUSA_REQUEST_TIMEOUT_MS`).
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// `SYNC_WORKERS`: background workers in this process (0 = none; cron routes still work).
+    pub workers: usize,
+    /// `SYNC_POLL_INTERVAL_MS`: how often an idle worker looks without a NOTIFY wake-up.
+    pub poll_ms: u64,
+    /// `SYNC_LEASE_SECONDS`: a claimed job returns to the queue when its lease is not renewed.
+    pub lease_secs: u64,
+    /// `SYNC_RETRY_BASE_MS` / `SYNC_RETRY_MAX_MS`: backoff = min(2^attempts × base, max) ± 20 %.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// `SYNC_MAX_ATTEMPTS`: attempts before a job is `dead` (jobs made by the server).
+    pub max_attempts: i32,
+    /// `SYNC_CLAIM_BATCH`: jobs a worker claims (and runs concurrently) at once.
+    pub claim_batch: i64,
+    /// `CRON_BATCH_SIZE`: jobs one cron call processes at most.
+    pub cron_batch: i64,
+    /// `MEDUSA_REQUEST_TIMEOUT_MS`: whole-request timeout of outbound calls (connect: 2 s).
+    pub http_timeout_ms: u64,
+    /// `SCHEDULER_ENABLED`: run the cron work on intervals inside this process.
+    pub scheduler_enabled: bool,
+    /// `SCHEDULER_SYNC_INTERVAL_SECONDS`, `SCHEDULER_WEBHOOK_RETRY_INTERVAL_SECONDS`,
+    /// `SCHEDULER_RECONCILE_INTERVAL_SECONDS`.
+    pub sync_interval_secs: u64,
+    pub webhook_retry_interval_secs: u64,
+    pub reconcile_interval_secs: u64,
+    /// `WEBHOOK_MAX_AGE_HOURS`: Fleetbase `created_at` / ERPNext `modified` older than this are refused.
+    pub webhook_max_age_hours: u64,
+}
+
 /// Connection settings of one external system (Medusa, Fleetbase, ERPNext).
 #[derive(Debug, Clone, Default)]
 pub struct IntegrationConfig {
@@ -199,6 +230,8 @@ pub struct Config {
     pub fleetbase: IntegrationConfig,
     pub erpnext: IntegrationConfig,
     pub webhook_replay_window_secs: u64,
+    /// The job queue, workers, scheduler and outbound HTTP of the integration plane.
+    pub jobs: JobsConfig,
     pub s3: S3Config,
     pub media: MediaConfig,
     pub otel_endpoint: Option<String>,
@@ -452,6 +485,44 @@ impl Config {
             image_sizes,
         };
         let webhook_replay_window_secs = v.parse("WEBHOOK_REPLAY_WINDOW_SECONDS", 300, "a number of seconds");
+        let jobs = JobsConfig {
+            workers: v.parse("SYNC_WORKERS", 2usize, "a number of workers"),
+            poll_ms: v
+                .parse("SYNC_POLL_INTERVAL_MS", 1000u64, "a number of milliseconds")
+                .max(10),
+            lease_secs: v.parse("SYNC_LEASE_SECONDS", 60u64, "a number of seconds").max(1),
+            retry_base_ms: v.parse("SYNC_RETRY_BASE_MS", 5000u64, "a number of milliseconds"),
+            retry_max_ms: v.parse("SYNC_RETRY_MAX_MS", 3_600_000u64, "a number of milliseconds"),
+            max_attempts: v.parse("SYNC_MAX_ATTEMPTS", 8i32, "a number of attempts").max(1),
+            claim_batch: v
+                .parse("SYNC_CLAIM_BATCH", 16i64, "a number of jobs")
+                .clamp(1, 1000),
+            cron_batch: v
+                .parse("CRON_BATCH_SIZE", 100i64, "a number of jobs")
+                .clamp(1, 10_000),
+            http_timeout_ms: v
+                .parse("MEDUSA_REQUEST_TIMEOUT_MS", 15_000u64, "a number of milliseconds")
+                .max(1),
+            scheduler_enabled: v.bool("SCHEDULER_ENABLED", false),
+            sync_interval_secs: v
+                .parse("SCHEDULER_SYNC_INTERVAL_SECONDS", 60u64, "a number of seconds")
+                .max(1),
+            webhook_retry_interval_secs: v
+                .parse(
+                    "SCHEDULER_WEBHOOK_RETRY_INTERVAL_SECONDS",
+                    300u64,
+                    "a number of seconds",
+                )
+                .max(1),
+            reconcile_interval_secs: v
+                .parse(
+                    "SCHEDULER_RECONCILE_INTERVAL_SECONDS",
+                    86_400u64,
+                    "a number of seconds",
+                )
+                .max(1),
+            webhook_max_age_hours: v.parse("WEBHOOK_MAX_AGE_HOURS", 24u64, "a number of hours"),
+        };
         let otel_endpoint = v.url("OTEL_EXPORTER_OTLP_ENDPOINT");
         let log_level = v.get("LOG_LEVEL").unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
@@ -570,6 +641,7 @@ impl Config {
             fleetbase,
             erpnext,
             webhook_replay_window_secs,
+            jobs,
             s3,
             media,
             otel_endpoint,
@@ -684,6 +756,14 @@ impl Config {
             (
                 "WEBHOOK_REPLAY_WINDOW_SECONDS".into(),
                 self.webhook_replay_window_secs.to_string(),
+            ),
+            ("SYNC_WORKERS".into(), self.jobs.workers.to_string()),
+            ("SYNC_LEASE_SECONDS".into(), self.jobs.lease_secs.to_string()),
+            ("SYNC_RETRY_BASE_MS".into(), self.jobs.retry_base_ms.to_string()),
+            ("SYNC_MAX_ATTEMPTS".into(), self.jobs.max_attempts.to_string()),
+            (
+                "SCHEDULER_ENABLED".into(),
+                self.jobs.scheduler_enabled.to_string(),
             ),
             ("S3_ENDPOINT".into(), opt(&self.s3.endpoint)),
             ("S3_REGION".into(), opt(&self.s3.region)),

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod media;
+pub mod integrations;
 pub mod notify;
 pub mod telemetry;
 pub mod tenancy;

@@ -248,6 +248,8 @@ pub fn test_env(database_url: &str) -> HashMap<String, String> {
         ("API_KEY_HASH_SALT", "test-api-key-salt-0123456789abcdef".into()),
         ("LOG_LEVEL", "warn".into()),
         ("CITYOS_SEED_DEMO", "false".into()),
+        // Jobs run only when a test asks (cron routes, or workers it starts itself).
+        ("SYNC_WORKERS", "0".into()),
         // Every test server decides through the real Cerbos PDP (tests/authz.rs covers the
         // built-in evaluator and the switch between them).
         ("CERBOS_PDP_URL", cerbos::shared_url()),

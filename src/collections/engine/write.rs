@@ -150,10 +150,12 @@ async fn fire(
     hook: Option<AfterChange>,
     event: ChangeEvent<'_>,
 ) -> Result<(), ApiError> {
-    match hook {
-        Some(hook) => hook(conn, &event).await,
-        None => Ok(()),
+    if let Some(hook) = hook {
+        hook(conn, &event).await?;
     }
+    // Outbound events to subscribed integration endpoints, in the same transaction.
+    crate::integrations::outbound::on_change(conn, &event).await?;
+    Ok(())
 }
 
 /// The update or delete target, checked against the caller's access.

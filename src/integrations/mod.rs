@@ -1,0 +1,90 @@
+//! The integration plane: signed webhooks in, the job queue in `sync_jobs`, the Medusa client,
+//! cron routes and the built-in scheduler, signed events out.
+//!
+//! - `signatures`: one verifier per inbound scheme (constant time);
+//! - `webhooks`: the three receivers (raw body → verify → log row + job → 2xx);
+//! - `handlers`: what each job type and each (source, event type) does;
+//! - `queue`: claim / lease / heartbeat / backoff / dead, workers, batches;
+//! - `medusa`: the Medusa v2 Admin API client;
+//! - `routes`: push-to-medusa, reconcile, and the cron routes;
+//! - `scheduler`: the cron work on intervals, one instance at a time (advisory locks);
+//! - `outbound`: events to subscribed endpoints, signed as Standard Webhooks.
+
+pub mod handlers;
+pub mod medusa;
+pub mod outbound;
+pub mod queue;
+pub mod routes;
+pub mod scheduler;
+pub mod signatures;
+pub mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::crypto::FieldCipher;
+
+impl Integrations {
+    /// LISTEN cityos_jobs: every NOTIFY (a job was enqueued) wakes the idle workers.
+    pub fn start_listener(self: &Arc<Self>) {
+        let wake = self.wake.clone();
+        crate::notify::spawn_listener(
+            self.pool.clone(),
+            "cityos_jobs",
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            Arc::new(move || wake.notify_waiters()),
+        );
+    }
+}
+
+/// What the receivers, workers and cron routes share.
+pub struct Integrations {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub cipher: Arc<FieldCipher>,
+    /// Outbound HTTP (Medusa, endpoints): connect 2 s, idle sockets dropped before Node's 5 s.
+    pub http: reqwest::Client,
+    /// Woken by `NOTIFY cityos_jobs` (a job was enqueued).
+    pub wake: Arc<Notify>,
+    /// `{hostname}:{pid}`, the prefix of `lockedBy`.
+    pub instance: String,
+}
+
+impl Integrations {
+    pub fn new(pool: PgPool, config: Arc<Config>, cipher: Arc<FieldCipher>) -> Arc<Integrations> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_millis(config.jobs.http_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(4))
+            .build()
+            .expect("an HTTP client with timeouts only");
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "cityos".into());
+        Arc::new(Integrations {
+            pool,
+            config,
+            cipher,
+            http,
+            wake: Arc::new(Notify::new()),
+            instance: format!("{host}:{}", std::process::id()),
+        })
+    }
+
+    /// Starts the NOTIFY listener, the workers (`SYNC_WORKERS`) and, when enabled, the scheduler.
+    pub fn start(self: &Arc<Self>) {
+        if self.config.jobs.workers > 0 {
+            self.start_listener();
+        }
+        queue::spawn_workers(self, self.config.jobs.workers);
+        if self.config.jobs.scheduler_enabled {
+            scheduler::spawn(self.clone());
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! The inbound receivers: `POST /api/integrations/{medusa,fleetbase,erpnext}/webhook`.
+//!
+//! raw body (≤ 1 MiB, else 413) → signature over the raw bytes (401 when missing, unknown
+//! secret, wrong, or stale) → JSON (400) → one transaction: the `webhook_logs` row and its
+//! `process_webhook` job → 200. Every delivery leaves a log row before the answer, the refused
+//! ones included. A redelivery (same source and event id, or body hash where the sender has
+//! no id) conflicts on the idempotency index, is stored as `duplicate` and answered 200.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::signatures::{self, Refusal};
+use super::Integrations;
+use crate::app::AppState;
+use crate::db::scope::{begin, DbScope};
+use crate::http::error::ApiError;
+use crate::http::request_id::RequestId;
+
+pub const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Medusa,
+    Fleetbase,
+    Erpnext,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Medusa => "medusa",
+            Source::Fleetbase => "fleetbase",
+            Source::Erpnext => "erpnext",
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/integrations/medusa/webhook", post(medusa))
+        .route("/integrations/fleetbase/webhook", post(fleetbase))
+        .route("/integrations/erpnext/webhook", post(erpnext))
+}
+
+async fn medusa(State(s): State<AppState>, req: Request) -> Response {
+    receive(&s.integrations, Source::Medusa, req).await
+}
+async fn fleetbase(State(s): State<AppState>, req: Request) -> Response {
+    receive(&s.integrations, Source::Fleetbase, req).await
+}
+async fn erpnext(State(s): State<AppState>, req: Request) -> Response {
+    receive(&s.integrations, Source::Erpnext, req).await
+}
+
+/// Header names whose values never reach the log.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-cron-secret",
+    "webhook-signature",
+    "x-medusa-signature",
+    "x-webhook-signature",
+    "signature",
+    "x-frappe-webhook-signature",
+    "x-cityos-sig",
+];
+
+pub fn masked_headers(headers: &HeaderMap) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, value) in headers {
+        let n = name.as_str().to_ascii_lowercase();
+        let v = if SECRET_HEADERS.contains(&n.as_str()) {
+            "[redacted]".to_string()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        out.insert(n, Value::String(v));
+    }
+    Value::Object(out)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// A secret that may verify a delivery, and the endpoint (tenant, store) it belongs to.
+struct Candidate {
+    secret: String,
+    endpoint: Option<(Uuid, Uuid, Option<Uuid>)>,
+}
+
+/// What the (not yet trusted) body or headers say about the tenant.
+fn tenant_hint(source: Source, headers: &HeaderMap, body: &Value) -> (Option<String>, Option<String>) {
+    let s = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
+    };
+    match source {
+        Source::Medusa => (
+            s(body.get("tenant_id"))
+                .or_else(|| s(body.pointer("/metadata/tenant_id")))
+                .or_else(|| header(headers, "x-tenant-id").map(str::to_string)),
+            s(body.get("store_id")).or_else(|| header(headers, "x-store-id").map(str::to_string)),
+        ),
+        Source::Fleetbase => (
+            s(body.pointer("/data/meta/tenant_id")),
+            s(body.pointer("/data/meta/store_id")),
+        ),
+        Source::Erpnext => (s(body.get("custom_tenant_id")), s(body.get("custom_store_id"))),
+    }
+}
+
+/// The event type and the idempotency id (sender's id, else derived, else the body hash).
+fn event_identity(source: Source, headers: &HeaderMap, body: &Value, hash: &str) -> (String, String) {
+    let s = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
+    };
+    match source {
+        Source::Medusa => {
+            let event = s(body.get("type"))
+                .or_else(|| s(body.get("event")))
+                .unwrap_or_else(|| "unknown".into());
+            let id = header(headers, "webhook-id")
+                .map(str::to_string)
+                .or_else(|| s(body.get("id")))
+                .unwrap_or_else(|| format!("sha256:{hash}"));
+            (event, id)
+        }
+        Source::Fleetbase => (
+            s(body.get("event")).unwrap_or_else(|| "unknown".into()),
+            s(body.get("id")).unwrap_or_else(|| format!("sha256:{hash}")),
+        ),
+        Source::Erpnext => {
+            let doctype = s(body.get("doctype"));
+            let event = s(body.get("event"));
+            let event_type = match (&doctype, &event) {
+                (Some(d), Some(e)) => format!("{d}.{e}"),
+                (Some(d), None) => d.clone(),
+                (None, Some(e)) => e.clone(),
+                _ => "unknown".into(),
+            };
+            let id = match (&doctype, s(body.get("name")), s(body.get("modified"))) {
+                (Some(d), Some(n), Some(m)) => format!("{d}:{n}:{m}:{}", event.unwrap_or_default()),
+                _ => format!("sha256:{hash}"),
+            };
+            (event_type, id)
+        }
+    }
+}
+
+/// A log row about to be written.
+struct LogRow {
+    source: &'static str,
+    request_id: String,
+    tenant: Option<Uuid>,
+    store: Option<Uuid>,
+    endpoint: Option<Uuid>,
+    event_type: String,
+    external_id: Option<String>,
+    hash: Option<String>,
+    signature_valid: bool,
+    status: &'static str,
+    url: String,
+    headers: Value,
+    body: Option<Vec<u8>>,
+    response_code: u16,
+    error: Option<String>,
+}
+
+async fn receive(ix: &Arc<Integrations>, source: Source, req: Request) -> Response {
+    match receive_inner(ix, source, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> Result<Response, ApiError> {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.as_str().to_string())
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    let url = req.uri().path().to_string();
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let mut row = LogRow {
+        source: source.as_str(),
+        request_id,
+        tenant: None,
+        store: None,
+        endpoint: None,
+        event_type: "unknown".into(),
+        external_id: None,
+        hash: None,
+        signature_valid: false,
+        status: "failed",
+        url,
+        headers: masked_headers(&headers),
+        body: None,
+        response_code: 401,
+        error: None,
+    };
+
+    let declared_too_large = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > MAX_WEBHOOK_BODY);
+    let bytes = if declared_too_large {
+        None
+    } else {
+        axum::body::to_bytes(Body::new(body), MAX_WEBHOOK_BODY).await.ok()
+    };
+    let Some(bytes) = bytes else {
+        row.response_code = 413;
+        row.error = Some(format!("body larger than {MAX_WEBHOOK_BODY} bytes; not stored"));
+        let mut tx = begin(&ix.pool, &DbScope::system()).await?;
+        insert_row(&mut tx, &row, None).await?;
+        tx.commit().await?;
+        return Err(ApiError::PayloadTooLarge);
+    };
+    let hash = crate::util::sha256_hex(&bytes);
+    row.hash = Some(hash.clone());
+    row.body = Some(bytes.to_vec());
+    let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let empty = Value::Null;
+    let body = parsed.as_ref().unwrap_or(&empty);
+    let (event_type, external_id) = event_identity(source, &headers, body, &hash);
+    row.event_type = super::queue::truncate(&event_type, 200);
+
+    // One transaction per delivery: look up secrets, write the row (and its job), commit, answer.
+    let mut tx = begin(&ix.pool, &DbScope::system()).await?;
+    let (tenant_hint, store_hint) = tenant_hint(source, &headers, body);
+    let (hinted_tenant, candidates) = candidates(ix, &mut tx, source, tenant_hint.as_deref()).await?;
+
+    let verdict = verify(ix, source, &headers, &bytes, body, &candidates);
+    let matched = match verdict {
+        Ok(i) => &candidates[i],
+        Err(refusal) => {
+            row.error = Some(refusal.message().to_string());
+            insert_row(&mut tx, &row, None).await?;
+            tx.commit().await?;
+            return Err(ApiError::Unauthorized(refusal.message().to_string()));
+        }
+    };
+    row.signature_valid = true;
+    match matched.endpoint {
+        Some((endpoint, tenant, store)) => {
+            row.endpoint = Some(endpoint);
+            row.tenant = Some(tenant);
+            row.store = store;
+        }
+        None => row.tenant = hinted_tenant,
+    }
+    if parsed.is_none() {
+        row.response_code = 400;
+        row.error = Some("body is not valid JSON".into());
+        insert_row(&mut tx, &row, None).await?;
+        tx.commit().await?;
+        return Err(ApiError::bad_request("The webhook body is not valid JSON."));
+    }
+    row.external_id = Some(super::queue::truncate(&external_id, 1000));
+    row.status = "received";
+    row.response_code = 200;
+    let response = accept(ix, &mut tx, source, row, store_hint).await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// hinted tenant, endpoint, its tenant, store, current secret, previous secret (while valid).
+type SecretRow = (
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+/// Secrets that may verify this delivery, and the tenant the hint names (uuid or handle). With
+/// a known tenant that has its own endpoint secret, only that endpoint's secrets count (its
+/// predecessor during the grace period included); otherwise every endpoint secret of the source
+/// and the env secret(s). One round trip.
+async fn candidates(
+    ix: &Integrations,
+    tx: &mut sqlx::PgConnection,
+    source: Source,
+    hint: Option<&str>,
+) -> Result<(Option<Uuid>, Vec<Candidate>), sqlx::Error> {
+    let rows: Vec<SecretRow> = sqlx::query_as(
+        "WITH t AS (SELECT id FROM tenants WHERE $2::text IS NOT NULL AND (id::text = $2 OR handle = $2) LIMIT 1)
+         SELECT (SELECT id FROM t), e.id, e.tenant_id, e.store_id, e.webhook_secret_enc,
+                CASE WHEN e.previous_webhook_secret_expires_at > now() THEN e.previous_webhook_secret_enc END
+           FROM (SELECT 1) one
+           LEFT JOIN LATERAL (
+                SELECT * FROM integration_endpoints
+                 WHERE system_type = $1 AND enabled AND webhook_secret_enc IS NOT NULL
+                   AND ((SELECT id FROM t) IS NULL OR tenant_id = (SELECT id FROM t))
+                 ORDER BY tenant_id, store_id NULLS FIRST
+                 LIMIT 1000) e ON true",
+    )
+    .bind(source.as_str())
+    .bind(hint)
+    .fetch_all(&mut *tx)
+    .await?;
+    let tenant = rows.first().and_then(|r| r.0);
+    let mut out = Vec::new();
+    for (_, id, t, store, current, previous) in rows {
+        let (Some(id), Some(t), Some(current)) = (id, t, current) else {
+            continue;
+        };
+        for enc in std::iter::once(current).chain(previous) {
+            if let Some(secret) = ix.cipher.decrypt(&enc) {
+                out.push(Candidate {
+                    secret,
+                    endpoint: Some((id, t, store)),
+                });
+            }
+        }
+    }
+    if tenant.is_some() && !out.is_empty() {
+        return Ok((tenant, out));
+    }
+    let env = match source {
+        Source::Medusa => &ix.config.medusa.webhook_secret,
+        Source::Fleetbase => &ix.config.fleetbase.webhook_secret,
+        Source::Erpnext => &ix.config.erpnext.webhook_secret,
+    };
+    if let Some(secret) = env {
+        // A comma list: several Fleetbase credentials, or old and new during a rotation.
+        let list: Vec<&str> = secret
+            .expose()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        for s in list {
+            out.push(Candidate {
+                secret: s.to_string(),
+                endpoint: None,
+            });
+        }
+    }
+    Ok((tenant, out))
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Parses `Y-m-d H:i:s[.ffffff]` as UTC.
+fn parse_naive_utc(s: &str) -> Option<i64> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let head = s.get(..19)?;
+    time::PrimitiveDateTime::parse(head, &fmt)
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp())
+}
+
+fn verify(
+    ix: &Integrations,
+    source: Source,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    body: &Value,
+    candidates: &[Candidate],
+) -> Result<usize, Refusal> {
+    let secrets: Vec<&str> = candidates.iter().map(|c| c.secret.as_str()).collect();
+    let window = ix.config.webhook_replay_window_secs as i64;
+    let max_age = ix.config.jobs.webhook_max_age_hours as i64 * 3600;
+    match source {
+        Source::Medusa => {
+            if let Some(sig) = header(headers, "webhook-signature") {
+                let (Some(id), Some(ts)) = (
+                    header(headers, "webhook-id"),
+                    header(headers, "webhook-timestamp"),
+                ) else {
+                    return Err(Refusal::Malformed);
+                };
+                if secrets.is_empty() {
+                    return Err(Refusal::NoSecret);
+                }
+                let t: i64 = ts.parse().map_err(|_| Refusal::Malformed)?;
+                let i = signatures::verify_standard(&secrets, id, ts, bytes, sig)?;
+                if (now_unix() - t).abs() > window {
+                    return Err(Refusal::Stale);
+                }
+                Ok(i)
+            } else if let Some(sig) =
+                header(headers, "x-medusa-signature").or_else(|| header(headers, "x-webhook-signature"))
+            {
+                if secrets.is_empty() {
+                    return Err(Refusal::NoSecret);
+                }
+                let (i, t) = signatures::verify_medusa_legacy(&secrets, bytes, sig)?;
+                if (now_unix() - t).abs() > window {
+                    return Err(Refusal::Stale);
+                }
+                Ok(i)
+            } else {
+                Err(Refusal::MissingSignature)
+            }
+        }
+        Source::Fleetbase => {
+            let sig = header(headers, "signature").ok_or(Refusal::MissingSignature)?;
+            if secrets.is_empty() {
+                return Err(Refusal::NoSecret);
+            }
+            let i = signatures::verify_fleetbase(&secrets, bytes, sig)?;
+            check_age(body.get("created_at"), max_age)?;
+            Ok(i)
+        }
+        Source::Erpnext => {
+            let sig = header(headers, "x-frappe-webhook-signature").ok_or(Refusal::MissingSignature)?;
+            if secrets.is_empty() {
+                return Err(Refusal::NoSecret);
+            }
+            let i = signatures::verify_erpnext(&secrets, bytes, sig)?;
+            check_age(body.get("modified"), max_age)?;
+            Ok(i)
+        }
+    }
+}
+
+/// Senders without a signed timestamp: refuse bodies whose own time is too old.
+fn check_age(value: Option<&Value>, max_age: i64) -> Result<(), Refusal> {
+    if let Some(t) = value.and_then(Value::as_str).and_then(parse_naive_utc) {
+        if now_unix() - t > max_age {
+            return Err(Refusal::Stale);
+        }
+    }
+    Ok(())
+}
+
+/// A client-supplied request id may repeat: the row then gets a suffix (the column is unique).
+const INSERT_LOG: &str = "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, store_id, endpoint_id,
+        event_type, external_event_id, payload_hash, signature_valid, status, attempts, url, headers, raw_body,
+        response_code, error_message, duplicate_of_id)
+     VALUES (CASE WHEN EXISTS (SELECT 1 FROM webhook_logs WHERE request_id = $1)
+                  THEN $1 || '.' || substr(md5(random()::text), 1, 8) ELSE $1 END,
+             $2, 'inbound', $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, $16)";
+
+fn bind_row<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    row: &'q LogRow,
+    duplicate_of: Option<Uuid>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    q.bind(&row.request_id)
+        .bind(row.source)
+        .bind(row.tenant)
+        .bind(row.store)
+        .bind(row.endpoint)
+        .bind(&row.event_type)
+        .bind(&row.external_id)
+        .bind(&row.hash)
+        .bind(row.signature_valid)
+        .bind(if duplicate_of.is_some() {
+            "duplicate"
+        } else {
+            row.status
+        })
+        .bind(&row.url)
+        .bind(&row.headers)
+        .bind(&row.body)
+        .bind(row.response_code as i32)
+        .bind(&row.error)
+        .bind(duplicate_of)
+}
+
+/// Stores a refused delivery or a duplicate (no job).
+async fn insert_row(
+    tx: &mut sqlx::PgConnection,
+    row: &LogRow,
+    duplicate_of: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    let sql = format!("{INSERT_LOG} RETURNING id");
+    bind_row(sqlx::query_as::<_, (Uuid,)>(&sql), row, duplicate_of)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The accepted delivery: its log row and its processing job in one statement, or a
+/// `duplicate` row pointing at the first delivery.
+async fn accept(
+    ix: &Integrations,
+    tx: &mut sqlx::PgConnection,
+    source: Source,
+    mut row: LogRow,
+    store_hint: Option<String>,
+) -> Result<Response, ApiError> {
+    if row.store.is_none() {
+        if let (Some(tenant), Some(store)) = (row.tenant, &store_hint) {
+            row.store = sqlx::query_scalar(
+                "SELECT id FROM stores WHERE tenant_id = $1 AND (id::text = $2 OR handle = $2) LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(store)
+            .fetch_optional(&mut *tx)
+            .await?;
+        }
+    }
+    let sql = format!(
+        "WITH ins AS ({INSERT_LOG}
+             ON CONFLICT (system_type, external_event_id)
+                WHERE direction = 'inbound' AND signature_valid AND duplicate_of_id IS NULL
+             DO NOTHING RETURNING id, tenant_id, store_id),
+         job AS (
+             INSERT INTO sync_jobs (job_type, tenant_id, store_id, source_collection, source_doc_id,
+                                    target_system, webhook_log_id, payload, idempotency_key, max_attempts)
+             SELECT 'process_webhook', tenant_id, store_id, 'webhook-logs', id::text, 'payload', id,
+                    $17, 'process_webhook:' || id, $18
+               FROM ins
+             RETURNING 1)
+         SELECT id FROM ins"
+    );
+    let first: Option<(Uuid,)> = bind_row(sqlx::query_as::<_, (Uuid,)>(&sql), &row, None)
+        .bind(json!({"source": source.as_str(), "eventType": row.event_type}))
+        .bind(ix.config.jobs.max_attempts)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some((id,)) = first {
+        return Ok(Json(json!({"received": true, "id": id, "duplicate": false})).into_response());
+    }
+    let original: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM webhook_logs WHERE system_type = $1 AND external_event_id = $2
+            AND direction = 'inbound' AND signature_valid AND duplicate_of_id IS NULL",
+    )
+    .bind(source.as_str())
+    .bind(&row.external_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    insert_row(tx, &row, original).await?;
+    Ok(Json(json!({"received": true, "id": original, "duplicate": true})).into_response())
+}
