@@ -49,7 +49,11 @@ async fn admin_flows_in_headless_chromium() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "browser flows failed:\n{stdout}\n{stderr}");
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 8, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        8,
+        "{stdout}"
+    );
     // The right-to-left screenshot is kept as an artifact.
     let shot = std::fs::metadata(format!("{artifacts}/admin-arabic-rtl.png")).expect("screenshot");
     assert!(shot.len() > 5_000);

@@ -85,9 +85,18 @@ impl RowOp {
                 block: input.get(&format!("_block.{field}")).map(str::to_string),
                 field,
             },
-            "remove" => RowOp::Remove { field, index: index()? },
-            "up" => RowOp::Up { field, index: index()? },
-            "down" => RowOp::Down { field, index: index()? },
+            "remove" => RowOp::Remove {
+                field,
+                index: index()?,
+            },
+            "up" => RowOp::Up {
+                field,
+                index: index()?,
+            },
+            "down" => RowOp::Down {
+                field,
+                index: index()?,
+            },
             _ => return None,
         })
     }
@@ -235,7 +244,10 @@ fn field_value(field: &Field, input: &FormInput, creating: bool, out: &mut Parse
             }
         }
         Kind::Point => {
-            let (lng, lat) = (input.get(&format!("{key}.lng"))?, input.get(&format!("{key}.lat"))?);
+            let (lng, lat) = (
+                input.get(&format!("{key}.lng"))?,
+                input.get(&format!("{key}.lat"))?,
+            );
             if lng.trim().is_empty() && lat.trim().is_empty() {
                 return empty(creating);
             }
@@ -364,15 +376,20 @@ fn sub_row(subs: &[SubField], prefix: &str, input: &FormInput, out: &mut Parsed)
                 }
                 rich_from_text(s)
             }
-            SubKind::Rows(_) => match serde_json::from_str::<Value>(if s.trim().is_empty() { "[]" } else { s }) {
-                Ok(v) => v,
-                Err(_) => {
-                    out.raw.insert(k.clone(), s.into());
-                    out.errors
-                        .push(FieldError::new(k.clone(), Some(sub.name), "This is not valid JSON."));
-                    continue;
+            SubKind::Rows(_) => {
+                match serde_json::from_str::<Value>(if s.trim().is_empty() { "[]" } else { s }) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        out.raw.insert(k.clone(), s.into());
+                        out.errors.push(FieldError::new(
+                            k.clone(),
+                            Some(sub.name),
+                            "This is not valid JSON.",
+                        ));
+                        continue;
+                    }
                 }
-            },
+            }
         };
         row.insert(sub.name.into(), v);
     }
@@ -391,7 +408,9 @@ fn date_from_input(s: &str) -> String {
 }
 
 fn date_for_input(v: &Value) -> String {
-    v.as_str().map(|s| s.chars().take(16).collect()).unwrap_or_default()
+    v.as_str()
+        .map(|s| s.chars().take(16).collect())
+        .unwrap_or_default()
 }
 
 /// Plain paragraphs → the rich-text JSON the REST API stores (Lexical's document shape).
@@ -600,10 +619,7 @@ impl FormView<'_> {
                     esc(&shown)
                 ));
             } else {
-                html.push_str(&format!(
-                    "<input id=\"{id}\" disabled value=\"{}\">",
-                    esc(&shown)
-                ));
+                html.push_str(&format!("<input id=\"{id}\" disabled value=\"{}\">", esc(&shown)));
             }
             self.close(html, path, &id);
             return;
@@ -813,10 +829,23 @@ impl FormView<'_> {
             }
             let fields = block.map(|b| b.fields).or(subs).unwrap_or(&[]);
             for sub in fields {
-                self.sub_field(html, &format!("{p}.{}", sub.name), sub.name, sub.required, row.get(sub.name).unwrap_or(&Value::Null), sub.kind);
+                self.sub_field(
+                    html,
+                    &format!("{p}.{}", sub.name),
+                    sub.name,
+                    sub.required,
+                    row.get(sub.name).unwrap_or(&Value::Null),
+                    sub.kind,
+                );
             }
             for (wire, _, kind) in columns.unwrap_or(&[]) {
-                self.child_field(html, &format!("{p}.{wire}"), wire, row.get(*wire).unwrap_or(&Value::Null), *kind);
+                self.child_field(
+                    html,
+                    &format!("{p}.{wire}"),
+                    wire,
+                    row.get(*wire).unwrap_or(&Value::Null),
+                    *kind,
+                );
             }
             if self.can_save {
                 html.push_str("<div class=\"row-actions\">");
@@ -856,7 +885,8 @@ impl FormView<'_> {
             html.push_str(&format!(
                 "<button type=\"submit\" name=\"_op\" value=\"add:{}\" formnovalidate>{}</button></div>",
                 esc(path),
-                self.lang.t(if blocks.is_some() { "add_block" } else { "add_row" })
+                self.lang
+                    .t(if blocks.is_some() { "add_block" } else { "add_row" })
             ));
         }
         html.push_str("</div>");
@@ -869,7 +899,11 @@ impl FormView<'_> {
             "<div class=\"field{}\"><label for=\"{id}\">{}{}</label>",
             if err { " invalid" } else { "" },
             esc(label),
-            if required { " <span class=\"req\" aria-hidden=\"true\">*</span>" } else { "" }
+            if required {
+                " <span class=\"req\" aria-hidden=\"true\">*</span>"
+            } else {
+                ""
+            }
         ));
         let mut a = format!(" id=\"{id}\" name=\"{}\"", esc(path));
         if err {
@@ -878,18 +912,33 @@ impl FormView<'_> {
         a
     }
 
-    fn sub_field(&self, html: &mut String, path: &str, label: &str, required: bool, v: &Value, kind: SubKind) {
+    fn sub_field(
+        &self,
+        html: &mut String,
+        path: &str,
+        label: &str,
+        required: bool,
+        v: &Value,
+        kind: SubKind,
+    ) {
         let a = self.sub_open(html, path, label, required);
         let raw = self.raw.get(path);
         match kind {
-            SubKind::Text => html.push_str(&format!("<input type=\"text\"{a} value=\"{}\">", esc(&value_text(v)))),
+            SubKind::Text => html.push_str(&format!(
+                "<input type=\"text\"{a} value=\"{}\">",
+                esc(&value_text(v))
+            )),
             SubKind::RichText => html.push_str(&format!(
                 "<textarea class=\"rich\"{a} rows=\"4\">{}</textarea>",
                 esc(&rich_to_text(v))
             )),
             SubKind::Select(options) => {
                 html.push_str(&format!("<select{a}>"));
-                html.push_str(&option_list(options.iter().map(|o| (o.to_string(), o.to_string())), &value_text(v), true));
+                html.push_str(&option_list(
+                    options.iter().map(|o| (o.to_string(), o.to_string())),
+                    &value_text(v),
+                    true,
+                ));
                 html.push_str("</select>");
             }
             SubKind::Upload(target) => {
@@ -898,14 +947,21 @@ impl FormView<'_> {
                     .map(str::to_string)
                     .or_else(|| v.get("id").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_default();
-                html.push_str(&self.picker(target, "", &a, &current).replacen(" name=\"\"", "", 1));
+                html.push_str(
+                    &self
+                        .picker(target, "", &a, &current)
+                        .replacen(" name=\"\"", "", 1),
+                );
             }
             SubKind::Rows(_) => {
                 let text = raw.cloned().unwrap_or_else(|| match v {
                     Value::Null => String::new(),
                     v => serde_json::to_string_pretty(v).unwrap_or_default(),
                 });
-                html.push_str(&format!("<textarea class=\"code\"{a} rows=\"3\">{}</textarea>", esc(&text)));
+                html.push_str(&format!(
+                    "<textarea class=\"code\"{a} rows=\"3\">{}</textarea>",
+                    esc(&text)
+                ));
             }
         }
         self.close(html, path, &dom_id(path));
@@ -927,7 +983,14 @@ impl FormView<'_> {
             ChildKind::List(options) => {
                 let items: Vec<&str> = v
                     .as_array()
-                    .map(|a| a.iter().filter_map(|i| i.as_str().or_else(|| i.as_object().and_then(|o| o.values().next()?.as_str()))).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|i| {
+                                i.as_str()
+                                    .or_else(|| i.as_object().and_then(|o| o.values().next()?.as_str()))
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 html.push_str(&format!(
                     "<div class=\"field\"><span class=\"label\" id=\"{id}-label\">{}</span><div class=\"choices\" role=\"group\" aria-labelledby=\"{id}-label\">",
@@ -945,7 +1008,11 @@ impl FormView<'_> {
             ChildKind::Select(options) => {
                 let a = self.sub_open(html, path, label, false);
                 html.push_str(&format!("<select{a}>"));
-                html.push_str(&option_list(options.iter().map(|o| (o.to_string(), o.to_string())), &value_text(v), true));
+                html.push_str(&option_list(
+                    options.iter().map(|o| (o.to_string(), o.to_string())),
+                    &value_text(v),
+                    true,
+                ));
                 html.push_str("</select>");
             }
             ChildKind::Relation(target) => {
@@ -955,15 +1022,25 @@ impl FormView<'_> {
                     .map(str::to_string)
                     .or_else(|| v.get("id").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_default();
-                html.push_str(&self.picker(target, "", &a, &current).replacen(" name=\"\"", "", 1));
+                html.push_str(
+                    &self
+                        .picker(target, "", &a, &current)
+                        .replacen(" name=\"\"", "", 1),
+                );
             }
             ChildKind::Date => {
                 let a = self.sub_open(html, path, label, false);
-                html.push_str(&format!("<input type=\"datetime-local\"{a} value=\"{}\">", esc(&date_for_input(v))));
+                html.push_str(&format!(
+                    "<input type=\"datetime-local\"{a} value=\"{}\">",
+                    esc(&date_for_input(v))
+                ));
             }
             ChildKind::Text => {
                 let a = self.sub_open(html, path, label, false);
-                html.push_str(&format!("<input type=\"text\"{a} value=\"{}\">", esc(&value_text(v))));
+                html.push_str(&format!(
+                    "<input type=\"text\"{a} value=\"{}\">",
+                    esc(&value_text(v))
+                ));
             }
         }
         self.close(html, path, &id);

@@ -73,7 +73,11 @@ impl Lang {
     }
     /// A number with the locale's digits (Arabic-Indic in Arabic).
     pub fn number(self, n: i64) -> String {
-        let s = n.to_string();
+        self.digits(&n.to_string())
+    }
+    /// Text (a number, a date) with the locale's digits.
+    pub fn digits(self, s: &str) -> String {
+        let s = s.to_string();
         match self {
             Lang::En => s,
             Lang::Ar => s
@@ -117,25 +121,57 @@ const DICT: &[(&str, &str, &str)] = &[
     ("saved", "Saved.", "تم الحفظ."),
     ("created", "Created.", "تم الإنشاء."),
     ("deleted", "Deleted.", "تم الحذف."),
-    ("fix_errors", "Please correct the highlighted fields.", "يرجى تصحيح الحقول المميزة."),
+    (
+        "fix_errors",
+        "Please correct the highlighted fields.",
+        "يرجى تصحيح الحقول المميزة.",
+    ),
     ("no_access_title", "No access", "لا يوجد وصول"),
-    ("no_access", "Your account has no administrative role. Ask a platform or tenant administrator for access.", "لا يملك حسابك أي دور إداري. اطلب الوصول من مسؤول المنصة أو المستأجر."),
-    ("forbidden", "You are not allowed to perform this action.", "غير مسموح لك بتنفيذ هذا الإجراء."),
+    (
+        "no_access",
+        "Your account has no administrative role. Ask a platform or tenant administrator for access.",
+        "لا يملك حسابك أي دور إداري. اطلب الوصول من مسؤول المنصة أو المستأجر.",
+    ),
+    (
+        "forbidden",
+        "You are not allowed to perform this action.",
+        "غير مسموح لك بتنفيذ هذا الإجراء.",
+    ),
     ("not_found", "Not found.", "غير موجود."),
-    ("bad_csrf", "The form expired. Reload the page and try again.", "انتهت صلاحية النموذج. أعد تحميل الصفحة وحاول مرة أخرى."),
+    (
+        "bad_csrf",
+        "The form expired. Reload the page and try again.",
+        "انتهت صلاحية النموذج. أعد تحميل الصفحة وحاول مرة أخرى.",
+    ),
     ("error", "Something went wrong.", "حدث خطأ ما."),
     ("key_once_title", "API key created", "تم إنشاء مفتاح API"),
-    ("key_once", "Copy this key now. It is shown only once and cannot be recovered.", "انسخ هذا المفتاح الآن. يظهر مرة واحدة فقط ولا يمكن استعادته."),
+    (
+        "key_once",
+        "Copy this key now. It is shown only once and cannot be recovered.",
+        "انسخ هذا المفتاح الآن. يظهر مرة واحدة فقط ولا يمكن استعادته.",
+    ),
     ("copy", "Copy", "نسخ"),
     ("copied", "Copied", "تم النسخ"),
     ("continue", "Continue", "متابعة"),
-    ("rich_hint", "Paragraphs separated by a blank line.", "فقرات يفصل بينها سطر فارغ."),
+    (
+        "rich_hint",
+        "Paragraphs separated by a blank line.",
+        "فقرات يفصل بينها سطر فارغ.",
+    ),
     ("one_per_line", "One per line.", "عنصر في كل سطر."),
     ("longitude", "Longitude", "خط الطول"),
     ("latitude", "Latitude", "خط العرض"),
-    ("secret_set", "A value is set. Type a new one to replace it; leave empty to keep it.", "تم تعيين قيمة. اكتب قيمة جديدة لاستبدالها أو اتركها فارغة للإبقاء عليها."),
+    (
+        "secret_set",
+        "A value is set. Type a new one to replace it; leave empty to keep it.",
+        "تم تعيين قيمة. اكتب قيمة جديدة لاستبدالها أو اتركها فارغة للإبقاء عليها.",
+    ),
     ("secret_unset", "Not set.", "غير معين."),
-    ("password_hint", "Leave empty to keep the current password.", "اتركها فارغة للإبقاء على كلمة المرور الحالية."),
+    (
+        "password_hint",
+        "Leave empty to keep the current password.",
+        "اتركها فارغة للإبقاء على كلمة المرور الحالية.",
+    ),
     ("no_rows", "No rows.", "لا توجد صفوف."),
     ("row", "Row", "صف"),
     ("block", "Block", "كتلة"),
@@ -148,12 +184,24 @@ const DICT: &[(&str, &str, &str)] = &[
     ("replay", "Replay", "إعادة التشغيل"),
     ("retry", "Retry", "إعادة المحاولة"),
     ("cancel", "Cancel", "إلغاء"),
-    ("not_available", "This action becomes available when the integration plane is installed.", "يتوفر هذا الإجراء عند تثبيت طبقة التكامل."),
+    (
+        "not_available",
+        "This action becomes available when the integration plane is installed.",
+        "يتوفر هذا الإجراء عند تثبيت طبقة التكامل.",
+    ),
     ("recent_audit", "Recent audit events", "أحدث أحداث التدقيق"),
     ("counts", "Documents", "المستندات"),
     ("failing_jobs", "Failing sync jobs", "مهام المزامنة الفاشلة"),
-    ("deliveries", "Webhook deliveries by status", "تسليمات الويب هوك حسب الحالة"),
-    ("invalid_login", "The email or password provided is incorrect.", "البريد الإلكتروني أو كلمة المرور غير صحيحة."),
+    (
+        "deliveries",
+        "Webhook deliveries by status",
+        "تسليمات الويب هوك حسب الحالة",
+    ),
+    (
+        "invalid_login",
+        "The email or password provided is incorrect.",
+        "البريد الإلكتروني أو كلمة المرور غير صحيحة.",
+    ),
     ("skip", "Skip to content", "تخطي إلى المحتوى"),
     ("current_tenant", "Current tenant", "المستأجر الحالي"),
     ("none", "None", "لا يوجد"),
@@ -176,7 +224,10 @@ mod tests {
     #[test]
     fn cookie_wins_over_accept_language() {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT_LANGUAGE, "ar-SA,ar;q=0.9,en;q=0.5".parse().unwrap());
+        h.insert(
+            header::ACCEPT_LANGUAGE,
+            "ar-SA,ar;q=0.9,en;q=0.5".parse().unwrap(),
+        );
         assert_eq!(Lang::from_headers(&h), Lang::Ar);
         h.insert(header::COOKIE, "cityos-admin-lang=en".parse().unwrap());
         assert_eq!(Lang::from_headers(&h), Lang::En);

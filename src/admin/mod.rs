@@ -48,8 +48,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/c/{slug}/{id}", get(views::edit_form).post(views::update))
         .route("/admin/c/{slug}/{id}/delete", post(views::delete))
         .route("/admin/c/{slug}/{id}/action/{action}", post(views::doc_action))
-        .route("/static/admin.css", get(|| async { static_file("text/css; charset=utf-8", ADMIN_CSS) }))
-        .route("/static/htmx.min.js", get(|| async { static_file("text/javascript; charset=utf-8", HTMX_JS) }))
+        .route(
+            "/static/admin.css",
+            get(|| async { static_file("text/css; charset=utf-8", ADMIN_CSS) }),
+        )
+        .route(
+            "/static/htmx.min.js",
+            get(|| async { static_file("text/javascript; charset=utf-8", HTMX_JS) }),
+        )
 }
 
 fn static_file(content_type: &'static str, body: &'static str) -> Response {

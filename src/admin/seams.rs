@@ -17,17 +17,29 @@ pub enum ActionOutcome {
 
 /// Replays a stored webhook delivery (`webhook-logs` row) through its handler again.
 /// Seam for #7: call `integrations::webhooks::replay(state, ctx, id)`.
-pub async fn replay_webhook_log(_state: &AppState, _ctx: &CallContext, _id: Uuid) -> anyhow::Result<ActionOutcome> {
+pub async fn replay_webhook_log(
+    _state: &AppState,
+    _ctx: &CallContext,
+    _id: Uuid,
+) -> anyhow::Result<ActionOutcome> {
     Ok(ActionOutcome::NotAvailable)
 }
 
 /// Puts a failed or dead sync job back in the queue. Seam for #7: `integrations::jobs::retry`.
-pub async fn retry_sync_job(_state: &AppState, _ctx: &CallContext, _id: Uuid) -> anyhow::Result<ActionOutcome> {
+pub async fn retry_sync_job(
+    _state: &AppState,
+    _ctx: &CallContext,
+    _id: Uuid,
+) -> anyhow::Result<ActionOutcome> {
     Ok(ActionOutcome::NotAvailable)
 }
 
 /// Cancels a pending or running sync job. Seam for #7: `integrations::jobs::cancel`.
-pub async fn cancel_sync_job(_state: &AppState, _ctx: &CallContext, _id: Uuid) -> anyhow::Result<ActionOutcome> {
+pub async fn cancel_sync_job(
+    _state: &AppState,
+    _ctx: &CallContext,
+    _id: Uuid,
+) -> anyhow::Result<ActionOutcome> {
     Ok(ActionOutcome::NotAvailable)
 }
 

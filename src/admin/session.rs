@@ -110,9 +110,7 @@ pub async fn select_tenant(State(state): State<AppState>, ctx: AdminCtx, body: B
     if !ctx.call.principal.is_super_admin() {
         return super::views::forbidden(&ctx, &state).await;
     }
-    let tenant = input
-        .get("tenant")
-        .and_then(|t| uuid::Uuid::parse_str(t).ok());
+    let tenant = input.get("tenant").and_then(|t| uuid::Uuid::parse_str(t).ok());
     let secure = if state.auth.secure_cookies { "; Secure" } else { "" };
     let cookie = match tenant {
         Some(t) => format!("cityos-selected-tenant={t}; Path=/; HttpOnly; SameSite=Lax{secure}"),

@@ -79,7 +79,9 @@ fn decl_of(state: &AppState, slug: &str) -> Option<&'static CollectionDecl> {
 
 /// The words a document is known by: its first title-like field, else its id.
 pub fn title_of(o: &Map<String, Value>) -> String {
-    for k in ["title", "name", "handle", "email", "label", "filename", "prefix", "action", "event", "slug"] {
+    for k in [
+        "title", "name", "handle", "email", "label", "filename", "prefix", "action", "event", "slug",
+    ] {
         if let Some(s) = o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()) {
             return s.to_string();
         }
@@ -89,10 +91,15 @@ pub fn title_of(o: &Map<String, Value>) -> String {
 
 /// The field searched by the list's search box.
 fn title_field(decl: &CollectionDecl) -> Option<&'static str> {
-    ["title", "name", "handle", "email", "label", "filename", "prefix", "action", "event"]
-        .into_iter()
-        .find(|n| decl.field(n).is_some_and(|f| f.kind.is_text_like() && f.readable()))
-        .and_then(|n| decl.field(n).map(|f| f.name))
+    [
+        "title", "name", "handle", "email", "label", "filename", "prefix", "action", "event",
+    ]
+    .into_iter()
+    .find(|n| {
+        decl.field(n)
+            .is_some_and(|f| f.kind.is_text_like() && f.readable())
+    })
+    .and_then(|n| decl.field(n).map(|f| f.name))
 }
 
 /// Up to five list columns: simple readable fields, the title first.
@@ -105,7 +112,15 @@ fn columns(decl: &CollectionDecl) -> Vec<&'static crate::collections::decl::Fiel
         .filter(|f| {
             matches!(
                 f.kind,
-                Kind::Text | Kind::Email | Kind::Select(_) | Kind::Int | Kind::BigInt | Kind::Numeric | Kind::Checkbox | Kind::Date | Kind::Relation(_)
+                Kind::Text
+                    | Kind::Email
+                    | Kind::Select(_)
+                    | Kind::Int
+                    | Kind::BigInt
+                    | Kind::Numeric
+                    | Kind::Checkbox
+                    | Kind::Date
+                    | Kind::Relation(_)
             )
         })
         .collect();
@@ -134,7 +149,9 @@ pub async fn dashboard(State(state): State<AppState>, ctx: AdminCtx) -> Response
         let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx.call)).await?;
         let mut counts = Vec::new();
         for item in c.nav.iter().flat_map(|g| g.items.iter()) {
-            let Some(decl) = decl_of(&state, item.slug) else { continue };
+            let Some(decl) = decl_of(&state, item.slug) else {
+                continue;
+            };
             let n = read::count(&mut conn, &renv, decl, None).await?;
             counts.push((item.slug, item.label, ctx.lang.number(n)));
         }
@@ -142,7 +159,10 @@ pub async fn dashboard(State(state): State<AppState>, ctx: AdminCtx) -> Response
         let mut failing_jobs = None;
         if let (true, Some(decl)) = (readable("sync-jobs"), decl_of(&state, "sync-jobs")) {
             let w = json!({"status": {"in": ["failed", "dead"]}});
-            failing_jobs = Some(ctx.lang.number(read::count(&mut conn, &renv, decl, Some(&w)).await?));
+            failing_jobs = Some(
+                ctx.lang
+                    .number(read::count(&mut conn, &renv, decl, Some(&w)).await?),
+            );
         }
         let mut deliveries = Vec::new();
         if let (true, Some(decl)) = (readable("webhook-logs"), decl_of(&state, "webhook-logs")) {
@@ -286,8 +306,14 @@ pub async fn list(
         .collect();
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let q = get("q").unwrap_or_default();
-    let page = get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1);
-    let limit = get("limit").and_then(|p| p.parse::<i64>().ok()).unwrap_or(20).clamp(1, 100);
+    let page = get("page")
+        .and_then(|p| p.parse::<i64>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let limit = get("limit")
+        .and_then(|p| p.parse::<i64>().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
     let cols = columns(decl);
     let sort = get("sort")
         .filter(|s| cols.iter().any(|c| c.name == s.trim_start_matches('-')))
@@ -327,7 +353,8 @@ pub async fn list(
     let (can_create, can_delete, can_update) = {
         let ask = |a| authorize(&state.authz, &ctx.call.principal, a, decl, &ctx.call.tenant);
         let (cr, de, up) = tokio::join!(ask(Action::Create), ask(Action::Delete), ask(Action::Update));
-        let ok = |d: Result<crate::collections::access::Decision, ApiError>| matches!(d, Ok(d) if !d.is_denied());
+        let ok =
+            |d: Result<crate::collections::access::Decision, ApiError>| matches!(d, Ok(d) if !d.is_denied());
         (ok(cr), ok(de), ok(up))
     };
     let can_publish = can_update
@@ -344,8 +371,18 @@ pub async fn list(
                 .map(|f| {
                     let v = &d[f.name];
                     match f.kind {
-                        Kind::Date => v.as_str().unwrap_or("").chars().take(16).collect::<String>().replace('T', " "),
-                        Kind::Int | Kind::BigInt => v.as_i64().map(|n| ctx.lang.number(n)).unwrap_or_else(|| forms::value_text(v)),
+                        Kind::Date => ctx.lang.digits(
+                            &v.as_str()
+                                .unwrap_or("")
+                                .chars()
+                                .take(16)
+                                .collect::<String>()
+                                .replace('T', " "),
+                        ),
+                        Kind::Int | Kind::BigInt => v
+                            .as_i64()
+                            .map(|n| ctx.lang.number(n))
+                            .unwrap_or_else(|| forms::value_text(v)),
                         _ => forms::display_value(f, v),
                     }
                 })
@@ -413,7 +450,12 @@ pub async fn list(
 
 /// Bulk delete or publish of the checked rows, each through the engine in its own
 /// transaction (as the REST bulk routes do); refused rows are reported, not hidden.
-pub async fn bulk(State(state): State<AppState>, Path(slug): Path<String>, ctx: AdminCtx, body: Bytes) -> Response {
+pub async fn bulk(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ctx: AdminCtx,
+    body: Bytes,
+) -> Response {
     let input = FormInput::parse(&body);
     if !ctx.csrf_ok(&state, input.get("_csrf")) {
         return csrf_failed(&ctx);
@@ -552,7 +594,12 @@ async fn edit_page(
 ) -> Response {
     let ask = |a| authorize(&state.authz, &ctx.call.principal, a, decl, &ctx.call.tenant);
     let ok = |d: Result<crate::collections::access::Decision, ApiError>| matches!(d, Ok(d) if !d.is_denied());
-    let can_save = ok(ask(if id.is_some() { Action::Update } else { Action::Create }).await);
+    let can_save = ok(ask(if id.is_some() {
+        Action::Update
+    } else {
+        Action::Create
+    })
+    .await);
     let can_delete = id.is_some() && ok(ask(Action::Delete).await);
     let options = picker_options(state, ctx, decl).await;
     let fields_html = FormView {
@@ -574,7 +621,11 @@ async fn edit_page(
         slug: decl.slug,
         singular: decl.singular,
         plural: decl.plural,
-        actions: if id.is_some() { seams::actions_for(decl.slug).to_vec() } else { Vec::new() },
+        actions: if id.is_some() {
+            allowed_actions(state, ctx, decl).await
+        } else {
+            Vec::new()
+        },
         id,
         heading,
         fields_html,
@@ -591,7 +642,18 @@ pub async fn new_form(State(state): State<AppState>, Path(slug): Path<String>, c
         return message(&ctx, &state, StatusCode::NOT_FOUND, "not_found").await;
     };
     let values = forms::defaults(decl);
-    edit_page(&state, &ctx, decl, None, &values, &HashMap::new(), &HashMap::new(), None, StatusCode::OK).await
+    edit_page(
+        &state,
+        &ctx,
+        decl,
+        None,
+        &values,
+        &HashMap::new(),
+        &HashMap::new(),
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 pub async fn edit_form(
@@ -612,13 +674,29 @@ pub async fn edit_form(
         Ok(doc) => {
             let tree = crate::http::extract::query_tree(raw.as_deref().unwrap_or(""));
             let flash = flash_of(&tree, ctx.lang);
-            edit_page(&state, &ctx, decl, Some(id), &doc, &HashMap::new(), &HashMap::new(), flash, StatusCode::OK).await
+            edit_page(
+                &state,
+                &ctx,
+                decl,
+                Some(id),
+                &doc,
+                &HashMap::new(),
+                &HashMap::new(),
+                flash,
+                StatusCode::OK,
+            )
+            .await
         }
         Err(e) => error_page(&ctx, &state, e).await,
     }
 }
 
-pub async fn create(State(state): State<AppState>, Path(slug): Path<String>, ctx: AdminCtx, body: Bytes) -> Response {
+pub async fn create(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ctx: AdminCtx,
+    body: Bytes,
+) -> Response {
     save(state, slug, None, ctx, body).await
 }
 
@@ -647,12 +725,34 @@ async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, 
     if let Some(op) = RowOp::from_form(&input) {
         op.apply(decl, &mut parsed.body);
         let values = with_has(parsed.body, &has);
-        return edit_page(&state, &ctx, decl, id, &values, &HashMap::new(), &parsed.raw, None, StatusCode::OK).await;
+        return edit_page(
+            &state,
+            &ctx,
+            decl,
+            id,
+            &values,
+            &HashMap::new(),
+            &parsed.raw,
+            None,
+            StatusCode::OK,
+        )
+        .await;
     }
     if !parsed.errors.is_empty() {
         let errors = forms::errors_by_path(&parsed.errors);
         let values = with_has(parsed.body, &has);
-        return edit_page(&state, &ctx, decl, id, &values, &errors, &parsed.raw, None, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return edit_page(
+            &state,
+            &ctx,
+            decl,
+            id,
+            &values,
+            &errors,
+            &parsed.raw,
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let params = list_params(None, Vec::new(), 1, 0, 0);
     let wenv = write_env(&state, &ctx.call);
@@ -684,7 +784,18 @@ async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, 
         Err(ApiError::Validation(v)) => {
             let errors = forms::errors_by_path(&v.errors);
             let values = with_has(parsed.body, &has);
-            edit_page(&state, &ctx, decl, id, &values, &errors, &parsed.raw, None, StatusCode::UNPROCESSABLE_ENTITY).await
+            edit_page(
+                &state,
+                &ctx,
+                decl,
+                id,
+                &values,
+                &errors,
+                &parsed.raw,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
         Err(e) => error_page(&ctx, &state, e).await,
     }
@@ -717,7 +828,8 @@ pub async fn delete(
 }
 
 /// Control-plane actions on one document (webhook replay, job retry/cancel): the caller must
-/// be allowed to update the document; the work itself is the integration plane's (`seams`).
+/// see the document and hold the action in the collection's Cerbos policy; the work itself is
+/// the integration plane's (`seams`).
 pub async fn doc_action(
     State(state): State<AppState>,
     Path((slug, id, action)): Path<(String, String, String)>,
@@ -734,7 +846,7 @@ pub async fn doc_action(
     let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
         return message(&ctx, &state, StatusCode::NOT_FOUND, "not_found").await;
     };
-    // The document must be visible to the caller, and updates allowed.
+    // The document must be visible to the caller, and the action allowed.
     let visible: Result<Value, ApiError> = async {
         let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx.call)).await?;
         read::find_by_id(&mut conn, &env(&state, &ctx.call), decl, &id, 0, None, None).await
@@ -743,9 +855,14 @@ pub async fn doc_action(
     if let Err(e) = visible {
         return error_page(&ctx, &state, e).await;
     }
-    match authorize(&state.authz, &ctx.call.principal, Action::Update, decl, &ctx.call.tenant).await {
-        Ok(d) if !d.is_denied() => {}
-        Ok(_) => return forbidden(&ctx, &state).await,
+    // The action is a Cerbos action of its own (`replay`, `retry`, `cancel` in policies/).
+    if !seams::actions_for(decl.slug).iter().any(|(a, _)| *a == action) {
+        return message(&ctx, &state, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let principal = crate::authz::principal(&ctx.call.principal, &ctx.call.tenant);
+    match state.authz.plan(&principal, decl.slug, &action).await {
+        Ok(crate::authz::plan::Plan::Never) => return forbidden(&ctx, &state).await,
+        Ok(_) => {}
         Err(e) => return error_page(&ctx, &state, e).await,
     }
     let outcome = match (slug.as_str(), action.as_str()) {
@@ -755,8 +872,12 @@ pub async fn doc_action(
         _ => return message(&ctx, &state, StatusCode::NOT_FOUND, "not_found").await,
     };
     match outcome {
-        Ok(ActionOutcome::Done(_)) => Redirect::to(&format!("/admin/c/{slug}/{id}?msg=saved")).into_response(),
-        Ok(ActionOutcome::NotAvailable) => Redirect::to(&format!("/admin/c/{slug}/{id}?msg=na")).into_response(),
+        Ok(ActionOutcome::Done(_)) => {
+            Redirect::to(&format!("/admin/c/{slug}/{id}?msg=saved")).into_response()
+        }
+        Ok(ActionOutcome::NotAvailable) => {
+            Redirect::to(&format!("/admin/c/{slug}/{id}?msg=na")).into_response()
+        }
         Err(e) => error_page(&ctx, &state, ApiError::Internal(e)).await,
     }
 }
@@ -767,4 +888,22 @@ fn with_has(mut body: Map<String, Value>, has: &[String]) -> Value {
         body.insert(h.clone(), json!(true));
     }
     Value::Object(body)
+}
+
+/// The control-plane actions the caller's policy allows on this collection.
+async fn allowed_actions(
+    state: &AppState,
+    ctx: &AdminCtx,
+    decl: &CollectionDecl,
+) -> Vec<(&'static str, &'static str)> {
+    let principal = crate::authz::principal(&ctx.call.principal, &ctx.call.tenant);
+    let mut out = Vec::new();
+    for (action, key) in seams::actions_for(decl.slug) {
+        if let Ok(plan) = state.authz.plan(&principal, decl.slug, action).await {
+            if !matches!(plan, crate::authz::plan::Plan::Never) {
+                out.push((*action, *key));
+            }
+        }
+    }
+    out
 }
