@@ -1101,3 +1101,102 @@ pub fn errors_by_path(errors: &[FieldError]) -> HashMap<String, String> {
     }
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collections::Registry;
+
+    fn form(pairs: &[(&str, &str)]) -> FormInput {
+        FormInput {
+            pairs: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn store_form_becomes_the_engines_json() {
+        let registry = Registry::new();
+        let stores = registry.get("stores").unwrap();
+        let input = form(&[
+            ("name", "Shop"),
+            ("location.lng", "46.7"),
+            ("location.lat", "24.7"),
+            ("themeConfig", "{\"color\":\"red\"}"),
+            ("seo.description", ""),
+        ]);
+        let parsed = body_from_form(stores, &input, true);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.body["location"], json!([46.7, 24.7]));
+        assert_eq!(parsed.body["themeConfig"], json!({"color": "red"}));
+        assert!(
+            !parsed.body.contains_key("seo"),
+            "empty on create: left to defaults"
+        );
+        // On update an emptied input clears the field.
+        let parsed = body_from_form(stores, &input, false);
+        assert_eq!(parsed.body["seo"], json!({"description": null}), "groups nest");
+    }
+
+    #[test]
+    fn bad_json_and_coordinates_are_reported_with_the_typed_text() {
+        let registry = Registry::new();
+        let stores = registry.get("stores").unwrap();
+        let input = form(&[
+            ("location.lng", "east"),
+            ("location.lat", "24"),
+            ("themeConfig", "{oops"),
+        ]);
+        let parsed = body_from_form(stores, &input, true);
+        let paths: Vec<&str> = parsed.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["themeConfig", "location"]);
+        assert_eq!(parsed.raw["location.lng"], "east");
+        assert_eq!(parsed.raw["themeConfig"], "{oops");
+    }
+
+    #[test]
+    fn checkboxes_rows_and_row_ops() {
+        let registry = Registry::new();
+        let tenants = registry.get("tenants").unwrap();
+        let input = form(&[
+            ("_present", "subdomains"),
+            ("subdomains.0._row", "1"),
+            ("subdomains.0.subdomain", "a"),
+            ("subdomains.0.isPrimary", "true"),
+            ("subdomains.1._row", "1"),
+            ("subdomains.1.subdomain", "b"),
+        ]);
+        let mut parsed = body_from_form(tenants, &input, true);
+        assert_eq!(
+            parsed.body["subdomains"],
+            json!([{"subdomain": "a", "isPrimary": true}, {"subdomain": "b", "isPrimary": false}])
+        );
+        RowOp::Up {
+            field: "subdomains".into(),
+            index: 1,
+        }
+        .apply(tenants, &mut parsed.body);
+        assert_eq!(parsed.body["subdomains"][0]["subdomain"], "b");
+        RowOp::Remove {
+            field: "subdomains".into(),
+            index: 0,
+        }
+        .apply(tenants, &mut parsed.body);
+        assert_eq!(parsed.body["subdomains"].as_array().unwrap().len(), 1);
+        RowOp::Add {
+            field: "subdomains".into(),
+            block: None,
+        }
+        .apply(tenants, &mut parsed.body);
+        assert_eq!(parsed.body["subdomains"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rich_text_round_trips_through_the_editor() {
+        let doc = rich_from_text("First paragraph.\r\n\r\nSecond one.");
+        assert_eq!(doc["root"]["children"].as_array().unwrap().len(), 2);
+        assert_eq!(rich_to_text(&doc), "First paragraph.\n\nSecond one.");
+    }
+}
