@@ -96,6 +96,11 @@ const DICT: &[(&str, &str, &str)] = &[
     ("admin", "CityOS Admin", "إدارة CityOS"),
     ("sign_in", "Sign in", "تسجيل الدخول"),
     ("sign_out", "Sign out", "تسجيل الخروج"),
+    (
+        "sign_in_keycloak",
+        "Sign in with Keycloak",
+        "تسجيل الدخول عبر Keycloak",
+    ),
     ("email", "Email", "البريد الإلكتروني"),
     ("password", "Password", "كلمة المرور"),
     ("dashboard", "Dashboard", "لوحة المعلومات"),

@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod forms;
 pub mod html;
 pub mod i18n;
+pub mod oidc;
 pub mod seams;
 pub mod session;
 pub mod views;
@@ -39,6 +40,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(views::dashboard))
         .route("/admin/", get(views::dashboard))
         .route("/admin/login", get(session::login_form).post(session::login))
+        .route("/admin/login/keycloak", get(oidc::start))
+        .route("/admin/login/callback", get(oidc::callback))
         .route("/admin/logout", post(session::logout))
         .route("/admin/tenant", post(session::select_tenant))
         .route("/admin/lang", get(session::switch_lang))
@@ -177,7 +180,12 @@ impl AdminCtx {
             .collect();
         let super_admin = self.call.principal.is_super_admin();
         let tenants = self.tenant_choices(state, super_admin).await;
-        let current = self.call.tenant.tenant_id;
+        // The resolved tenant, else a member's only tenant (where its reads and writes go).
+        let current = self.call.tenant.tenant_id.or_else(|| {
+            let mut ids: Vec<Uuid> = self.user.memberships.iter().map(|m| m.tenant_id).collect();
+            ids.dedup();
+            (ids.len() == 1 && !super_admin).then(|| ids[0])
+        });
         let current_tenant = current
             .and_then(|id| tenants.iter().find(|t| t.id == id.to_string()))
             .map(|t| t.name.clone())

@@ -22,9 +22,11 @@ pub struct LoginPage {
     pub c: Chrome,
     pub email: String,
     pub error: Option<String>,
+    /// Whether "Sign in with Keycloak" is offered (an issuer is configured).
+    pub keycloak: bool,
 }
 
-pub async fn login_form(headers: HeaderMap) -> Response {
+pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let lang = Lang::from_headers(&headers);
     render(
         StatusCode::OK,
@@ -32,6 +34,7 @@ pub async fn login_form(headers: HeaderMap) -> Response {
             c: Chrome::bare(lang, "", None),
             email: String::new(),
             error: None,
+            keycloak: state.keycloak.is_some(),
         },
     )
 }
@@ -73,6 +76,7 @@ pub async fn login(
                     c: Chrome::bare(lang, "", None),
                     email,
                     error: Some(message),
+                    keycloak: state.keycloak.is_some(),
                 },
             )
         }
