@@ -421,6 +421,9 @@ admin_timing() {
 }
 admin_timing admin-list-50 "$ADMIN_LIST_PATH"
 admin_timing admin-edit "$ADMIN_EDIT_PATH"
+# The same inside one tenant (how editors work: the super admin's tenant selector, or a member).
+admin_timing admin-list-50-tenant "$ADMIN_LIST_PATH&tenant=${TENANT}"
+admin_timing admin-edit-tenant "${ADMIN_EDIT_PATH:+$ADMIN_EDIT_PATH?tenant=${TENANT}}"
 bench_endpoint admin-list-50 "$ADMIN_LIST_PATH" jwt
 bench_endpoint admin-edit "$ADMIN_EDIT_PATH" jwt
 
