@@ -519,3 +519,31 @@ async fn a_super_admin_working_in_a_tenant_lists_only_that_tenant() {
     assert_eq!(found.matches("<tr data-id=").count(), 1, "{found}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn picker_search_finds_options_within_the_callers_access() {
+    let app = TestApp::spawn().await;
+    app.member("ta-picker@fashionista.test", FASHIONISTA, &["tenant_admin"])
+        .await;
+    let cookie = admin_login(&app, "ta-picker@fashionista.test", "member-password-123").await;
+    let riyadh: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1::uuid")
+        .bind(RIYADH_EATS)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let q: String = riyadh.chars().take(4).collect();
+    let (status, html) = page(&app, &cookie, &format!("/admin/options/tenants?q={q}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        !html.contains(RIYADH_EATS),
+        "another tenant never appears: {html}"
+    );
+    let admin = admin_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, html) = page(&app, &admin, &format!("/admin/options/tenants?q={q}")).await;
+    assert!(
+        html.contains(&format!("<option value=\"{RIYADH_EATS}\">")),
+        "{html}"
+    );
+    assert!(!html.contains(FASHIONISTA) || riyadh.contains("Fashion"));
+    app.stop().await;
+}

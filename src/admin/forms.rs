@@ -19,6 +19,9 @@ use crate::http::error::FieldError;
 use super::html::esc;
 use super::i18n::Lang;
 
+/// Pickers with at least this many options get a search box.
+pub const PICKER_SEARCH_MIN: usize = 10;
+
 /// A posted `application/x-www-form-urlencoded` body.
 pub struct FormInput {
     pairs: Vec<(String, String)>,
@@ -765,7 +768,19 @@ impl FormView<'_> {
 
     fn picker(&self, target: &str, name: &str, attrs: &str, current: &str) -> String {
         let opts = self.options.get(target).cloned().unwrap_or_default();
-        let mut s = format!("<select name=\"{name}\"{attrs}>");
+        let mut s = String::new();
+        // Long lists get a search box: htmx reloads the options (same access), without
+        // JavaScript the full list stays usable.
+        if opts.len() >= PICKER_SEARCH_MIN {
+            s.push_str(&format!(
+                "<input type=\"search\" class=\"picker-search\" name=\"q\" aria-label=\"{} {}\" placeholder=\"{}…\" hx-get=\"/admin/options/{}\" hx-trigger=\"input changed delay:300ms\" hx-target=\"next select\" hx-swap=\"innerHTML\">",
+                self.lang.t("search"),
+                esc(target),
+                self.lang.t("search"),
+                esc(target)
+            ));
+        }
+        s.push_str(&format!("<select name=\"{name}\"{attrs}>"));
         let mut list: Vec<(String, String)> = opts;
         if !current.is_empty() && !list.iter().any(|(id, _)| id == current) {
             // Keep a value the caller cannot list (e.g. outside the selected tenant).
@@ -1047,7 +1062,7 @@ impl FormView<'_> {
     }
 }
 
-fn option_list(opts: impl Iterator<Item = (String, String)>, current: &str, blank: bool) -> String {
+pub fn option_list(opts: impl Iterator<Item = (String, String)>, current: &str, blank: bool) -> String {
     let mut s = String::new();
     if blank {
         s.push_str("<option value=\"\">—</option>");

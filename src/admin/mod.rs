@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/logout", post(session::logout))
         .route("/admin/tenant", post(session::select_tenant))
         .route("/admin/lang", get(session::switch_lang))
+        .route("/admin/options/{slug}", get(views::picker_search))
         .route("/admin/c/{slug}", get(views::list))
         .route("/admin/c/{slug}/bulk", post(views::bulk))
         .route("/admin/c/{slug}/new", get(views::new_form).post(views::create))

@@ -907,3 +907,45 @@ async fn allowed_actions(
     }
     out
 }
+
+/// `GET /admin/options/{slug}?q=`: a relationship picker's options matching `q` (htmx swaps
+/// them into the `<select>`), read with the caller's access like the form's own list.
+pub async fn picker_search(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    RawQuery(raw): RawQuery,
+    ctx: AdminCtx,
+) -> Response {
+    let Some(decl) = decl_of(&state, &slug) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let q = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "q")
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    let where_ = match (title_field(decl), q.is_empty()) {
+        (Some(t), false) => Some(json!({ t: {"like": q} })),
+        _ => None,
+    };
+    let params = list_params(where_, vec![decl.default_sort.to_string()], 1, 50, 0);
+    let result: Result<Value, ApiError> = async {
+        let mut conn = crate::db::scope::begin(&state.pool, &scope(&ctx.call)).await?;
+        read::find(&mut conn, &env(&state, &ctx.call), decl, &params).await
+    }
+    .await;
+    let docs = match result {
+        Ok(b) => b["docs"].as_array().cloned().unwrap_or_default(),
+        Err(ApiError::Forbidden) => Vec::new(),
+        Err(e) => return error_page(&ctx, &state, e).await,
+    };
+    let options = docs.iter().filter_map(|d| {
+        let o = d.as_object()?;
+        Some((o.get("id")?.as_str()?.to_string(), title_of(o)))
+    });
+    let mut res = axum::response::Html(forms::option_list(options, "", true)).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    res
+}
