@@ -29,6 +29,15 @@ async fn admin_flows_in_headless_chromium() {
             .fetch_one(&app.pool)
             .await
             .unwrap();
+    let webhook_log: String = sqlx::query_scalar(
+        "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, event_type, status, headers)
+         VALUES ('req-browser', 'medusa', 'inbound', $1::uuid, 'order.placed', 'failed', '{\"x-medusa-signature\":\"abc\"}')
+         RETURNING id::text",
+    )
+    .bind(FASHIONISTA)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     let artifacts = format!("{root}/target/e2e");
     std::fs::create_dir_all(&artifacts).unwrap();
     let out = tokio::process::Command::new("node")
@@ -42,6 +51,7 @@ async fn admin_flows_in_headless_chromium() {
         .env("TENANT_ADMIN_EMAIL", "ta-browser@fashionista.test")
         .env("TENANT_ADMIN_PASSWORD", "member-password-123")
         .env("OTHER_PAGE_ID", &other_page)
+        .env("WEBHOOK_LOG_ID", &webhook_log)
         .env("ARTIFACTS", &artifacts)
         .output()
         .await
@@ -51,7 +61,7 @@ async fn admin_flows_in_headless_chromium() {
     assert!(out.status.success(), "browser flows failed:\n{stdout}\n{stderr}");
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok ")).count(),
-        8,
+        9,
         "{stdout}"
     );
     // The right-to-left screenshot is kept as an artifact.

@@ -547,3 +547,35 @@ async fn picker_search_finds_options_within_the_callers_access() {
     assert!(!html.contains(FASHIONISTA) || riyadh.contains("Fashion"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_audit_event_shows_its_before_and_after() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let res = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/tenants/{FASHIONISTA}"),
+            Some(&token),
+            Some(serde_json::json!({"name": "Fashionista Renamed"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let id: String = sqlx::query_scalar(
+        "SELECT id::text FROM audit_logs WHERE collection = 'tenants' AND action = 'update' ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let cookie = admin_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, html) = page(&app, &cookie, &format!("/admin/c/audit-logs/{id}")).await;
+    assert_eq!(status, 200);
+    let at = html.find("<table class=\"diff\"").expect("a diff table");
+    let table = &html[at..at + html[at..].find("</table>").unwrap()];
+    assert!(table.contains("<th scope=\"row\">name</th>"), "{table}");
+    assert!(
+        table.contains("<td class=\"after\">Fashionista Renamed</td>"),
+        "{table}"
+    );
+    app.stop().await;
+}

@@ -615,6 +615,11 @@ impl FormView<'_> {
         ) || matches!(f.kind, Kind::List { options: Some(_), .. });
         self.open(html, f, &id, group && editable(f));
         if !editable(f) {
+            if let Some(table) = self.diff_table(&id, &value) {
+                html.push_str(&table);
+                self.close(html, path, &id);
+                return;
+            }
             let shown = display_value(f, &value);
             if shown.contains('\n') || shown.len() > 80 {
                 html.push_str(&format!(
@@ -764,6 +769,39 @@ impl FormView<'_> {
             )),
         }
         self.close(html, path, &id);
+    }
+
+    /// An audit diff (`{"field": {"before": …, "after": …}}`) as a before/after table.
+    fn diff_table(&self, id: &str, v: &Value) -> Option<String> {
+        let m = v.as_object().filter(|m| !m.is_empty())?;
+        let is_diff = m.values().all(|e| {
+            e.as_object()
+                .is_some_and(|o| o.len() == 2 && o.contains_key("before") && o.contains_key("after"))
+        });
+        if !is_diff {
+            return None;
+        }
+        let cell = |v: &Value| match v {
+            Value::Null => "—".to_string(),
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        let mut s = format!(
+            "<table class=\"diff\" id=\"{id}\"><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+            self.lang.t("field"),
+            self.lang.t("before"),
+            self.lang.t("after")
+        );
+        for (k, e) in m {
+            s.push_str(&format!(
+                "<tr><th scope=\"row\">{}</th><td class=\"before\">{}</td><td class=\"after\">{}</td></tr>",
+                esc(k),
+                esc(&cell(&e["before"])),
+                esc(&cell(&e["after"]))
+            ));
+        }
+        s.push_str("</tbody></table>");
+        Some(s)
     }
 
     fn picker(&self, target: &str, name: &str, attrs: &str, current: &str) -> String {

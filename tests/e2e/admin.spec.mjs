@@ -1,6 +1,6 @@
 // Admin UI flows in headless Chromium (Debian's /usr/bin/chromium driven by playwright-core).
 // Usage: node admin.spec.mjs <base-url>   (env: ADMIN_EMAIL, ADMIN_PASSWORD, TENANT_A, TENANT_B,
-// TENANT_ADMIN_EMAIL, TENANT_ADMIN_PASSWORD, OTHER_PAGE_ID, ARTIFACTS). Exits non-zero on failure.
+// TENANT_ADMIN_EMAIL, TENANT_ADMIN_PASSWORD, OTHER_PAGE_ID, WEBHOOK_LOG_ID, ARTIFACTS). Exits non-zero on failure.
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 
@@ -142,6 +142,16 @@ await flow('tenant with domains', async (page) => {
   assert.equal(doc.subdomains[0].subdomain, 'browser-tenant');
   assert.equal(doc.subdomains[0].isPrimary, true);
   assert.equal(doc.customDomains[0].domain, 'browser-tenant.example.com');
+});
+
+await flow('webhook log detail and replay', async (page) => {
+  await signIn(page, env.ADMIN_EMAIL, env.ADMIN_PASSWORD);
+  await page.goto(`${base}/admin/c/webhook-logs/${env.WEBHOOK_LOG_ID}`);
+  assert.match(await page.inputValue('#f-headers'), /x-medusa-signature/);
+  await page.getByRole('button', { name: 'Replay' }).click();
+  await page.waitForURL(/\?msg=na$/);
+  // Until the integration plane is merged the seam says so, in words.
+  assert.match(await page.locator('.notice').textContent(), /integration plane/);
 });
 
 await flow('Arabic interface renders right-to-left', async (page) => {
