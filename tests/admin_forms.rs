@@ -579,3 +579,29 @@ async fn an_audit_event_shows_its_before_and_after() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cross_site_sign_in_post_is_refused() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .post(app.url("/admin/login"))
+        .header("Origin", "https://evil.example")
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.headers().get("set-cookie").is_none());
+    // The same form from this server's own origin signs in.
+    let res = app
+        .client
+        .post(app.url("/admin/login"))
+        .header("Origin", format!("http://{}", app.addr))
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    app.stop().await;
+}

@@ -48,6 +48,19 @@ pub async fn login(
     body: Bytes,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
+    // Login CSRF (there is no session to bind a token to yet): a browser's cross-site post
+    // names another origin, and is refused.
+    if cross_site(&headers) {
+        return render(
+            StatusCode::FORBIDDEN,
+            &LoginPage {
+                c: Chrome::bare(lang, "", None),
+                email: String::new(),
+                error: Some(lang.t("bad_csrf").into()),
+                keycloak: state.keycloak.is_some(),
+            },
+        );
+    }
     let input = FormInput::parse(&body);
     let email = input.get("email").unwrap_or("").to_string();
     let password = input.get("password").unwrap_or("");
@@ -155,5 +168,21 @@ fn safe_back(back: Option<&str>) -> String {
     match back {
         Some(b) if b.starts_with("/admin") && !b.starts_with("//") && !b.contains('\\') => b.to_string(),
         _ => "/admin".to_string(),
+    }
+}
+
+/// Whether a request comes from another site: `Sec-Fetch-Site: cross-site`, or an `Origin`
+/// whose host is not the one the request was sent to.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site == Some("cross-site") {
+        return true;
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some("null"), _) => true,
+        (Some(o), Some(h)) => o.split_once("://").map(|(_, rest)| rest) != Some(h),
+        _ => false,
     }
 }
