@@ -402,6 +402,40 @@ HOST_NAME="${TENANT}.${BENCH_BASE_DOMAIN}"
 HOST_LIST_PATH="/api/pages?limit=10&depth=0"
 HOST_BYID_PATH="${PAGE_ID:+/api/pages/${PAGE_ID}?depth=0}"
 NOTENANCY_PATH="/api/pages?limit=10&depth=0&where%5Btenant%5D%5Bequals%5D=${READ_TENANT_ID}&where%5Bstatus%5D%5Bequals%5D=published"
+# Admin UI (server-rendered): a list of 50 pages and a page's edit form, as the super admin.
+ADMIN_LIST_PATH="/admin/c/pages?limit=50"
+ADMIN_EDIT_PATH="${PAGE_ID:+/admin/c/pages/${PAGE_ID}}"
+ADMIN_ROWS=()
+# admin_timing NAME PATH: sequential requests (no concurrency): server time p50/p90 as seen
+# by curl (time to first byte on loopback) and the page's weight with its CSS and JS.
+admin_timing() {
+  local name="$1" path="$2" n="${BENCH_ADMIN_N:-200}" times=() sizes html css js i line
+  if [ -z "$ADMIN_TOKEN" ] || [ -z "$path" ]; then
+    ADMIN_ROWS+=("| $name | \`${path:-?}\` | skipped | - | - | - |")
+    return 0
+  fi
+  for ((i = 0; i < n; i++)); do
+    line="$(curl -s -o /dev/null -w '%{http_code} %{time_starttransfer} %{size_download}' \
+      -H "Authorization: JWT $ADMIN_TOKEN" "$BASE$path")"
+    [ "${line%% *}" = 200 ] || { ADMIN_ROWS+=("| $name | \`$path\` | HTTP ${line%% *} | - | - | - |"); return 0; }
+    times+=("$(awk -v t="$(echo "$line" | cut -d' ' -f2)" 'BEGIN { printf "%.3f", t * 1000 }')")
+    html="$(echo "$line" | cut -d' ' -f3)"
+  done
+  css="$(curl -s -o /dev/null -w '%{size_download}' "$BASE/static/admin.css")"
+  js="$(curl -s -o /dev/null -w '%{size_download}' "$BASE/static/htmx.min.js")"
+  local p50 p90
+  p50="$(printf '%s\n' "${times[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')"
+  p90="$(printf '%s\n' "${times[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", v[int(NR * 0.9)] }')"
+  ADMIN_ROWS+=("| $name | \`$path\` | $p50 | $p90 | $(awk -v h="$html" 'BEGIN { printf "%.1f KB", h / 1024 }') | $(awk -v t="$((html + css + js))" 'BEGIN { printf "%.1f KB", t / 1024 }') |")
+}
+admin_timing admin-list-50 "$ADMIN_LIST_PATH"
+admin_timing admin-edit "$ADMIN_EDIT_PATH"
+# The same inside one tenant (how editors work: the super admin's tenant selector, or a member).
+admin_timing admin-list-50-tenant "$ADMIN_LIST_PATH&tenant=${TENANT}"
+admin_timing admin-edit-tenant "${ADMIN_EDIT_PATH:+$ADMIN_EDIT_PATH?tenant=${TENANT}}"
+bench_endpoint admin-list-50 "$ADMIN_LIST_PATH" jwt
+bench_endpoint admin-edit "$ADMIN_EDIT_PATH" jwt
+
 bench_endpoint list-no-tenancy "$NOTENANCY_PATH" jwt
 bench_endpoint list-host-builtin "$HOST_LIST_PATH" none "" "$HOST_NAME"
 bench_endpoint by-id-host-builtin "$HOST_BYID_PATH" none "" "$HOST_NAME"
@@ -450,6 +484,12 @@ if [ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ]; then GIT_REV="$GI
   echo "| Endpoint | Request | HTTP | req/s | p50 ms | p99 ms | requests / errors | peak RSS |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |"
   printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "Admin UI, sequential (n=${BENCH_ADMIN_N:-200}, one connection at a time): time to first byte and page weight (HTML + admin.css + htmx.min.js, uncompressed)."
+  echo
+  echo "| Page | Request | p50 ms | p90 ms | HTML | HTML + CSS + JS |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: |"
+  printf '%s\n' "${ADMIN_ROWS[@]}"
 } >"$RESULTS"
 cat "$RESULTS"
 log "written to ${RESULTS#"$ROOT"/} (raw wrk output and logs in ${OUT_DIR#"$ROOT"/}/)"

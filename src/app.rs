@@ -215,6 +215,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api", api)
         .merge(crate::web::router())
+        .merge(crate::admin::router())
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

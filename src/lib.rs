@@ -5,6 +5,7 @@
 //! `auth` (who) → `authz` (may they: Cerbos policies) → `tenancy` (where) →
 //! `collections` (declarations + the one engine) → `db` (pool, embedded cluster, migrations).
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod authz;

@@ -37,7 +37,8 @@ impl AuthKeys {
         AuthKeys {
             encoding: EncodingKey::from_secret(key),
             decoding: DecodingKey::from_secret(key),
-            secure_cookies: config.env.is_production(),
+            // `Secure` in production and whenever the public URL is https.
+            secure_cookies: config.env.is_production() || config.app_url.starts_with("https://"),
         }
     }
 

@@ -75,6 +75,13 @@ fn wrong_credentials() -> ApiError {
     ApiError::Unauthorized("The email or password provided is incorrect.".into())
 }
 
+/// A successful local sign-in: the session token, its expiry and the user.
+pub struct LocalLogin {
+    pub token: String,
+    pub exp: i64,
+    pub user_id: Uuid,
+}
+
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -82,13 +89,24 @@ async fn login(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body = json_object(&body)?;
-    let email = body
-        .get("email")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .trim()
-        .to_lowercase();
+    let email = body.get("email").and_then(Value::as_str).unwrap_or("");
     let pw = body.get("password").and_then(Value::as_str).unwrap_or("");
+    let LocalLogin { token, exp, user_id } = local_login(&state, email, pw, &headers, addr).await?;
+    let user = user_doc(&state, user_id, "local-jwt").await?;
+    let body = json!({"message": "Authentication Passed", "exp": exp, "token": token, "user": user});
+    Ok(with_cookie(&state, Json(body).into_response(), &token, exp))
+}
+
+/// The local sign-in both the REST login and the admin's sign-in form use: required fields,
+/// the per-IP throttle, the account lockout, the session row, the audit rows, the token.
+pub async fn local_login(
+    state: &AppState,
+    email: &str,
+    pw: &str,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+) -> Result<LocalLogin, ApiError> {
+    let email = email.trim().to_lowercase();
     let mut missing = Vec::new();
     if email.is_empty() {
         missing.push(FieldError::new("email", Some("Email"), "This field is required."));
@@ -148,7 +166,7 @@ async fn login(
         .bind(LOCK_MINUTES as i32)
         .execute(&state.pool)
         .await?;
-        audit_auth(&state, Some(id), "login_failed", &headers, addr).await?;
+        audit_auth(state, Some(id), "login_failed", headers, addr).await?;
         return Err(wrong_credentials());
     }
     let sid = Uuid::now_v7();
@@ -171,7 +189,7 @@ async fn login(
     .bind(id)
     .execute(&state.pool)
     .await?;
-    audit_auth(&state, Some(id), "login", &headers, addr).await?;
+    audit_auth(state, Some(id), "login", headers, addr).await?;
     let token = state.auth.mint(&Claims {
         id: id.to_string(),
         collection: "users".into(),
@@ -180,9 +198,11 @@ async fn login(
         iat: now.unix_timestamp(),
         exp,
     })?;
-    let user = user_doc(&state, id, "local-jwt").await?;
-    let body = json!({"message": "Authentication Passed", "exp": exp, "token": token, "user": user});
-    Ok(with_cookie(&state, Json(body).into_response(), &token, exp))
+    Ok(LocalLogin {
+        token,
+        exp,
+        user_id: id,
+    })
 }
 
 async fn me(State(state): State<AppState>, ctx: CallContext) -> Result<Json<Value>, ApiError> {
@@ -248,6 +268,27 @@ async fn logout(
         return Err(ApiError::bad_request("No User"));
     };
     let all = query.get("allSessions").and_then(Value::as_str) == Some("true");
+    revoke_sessions(&state, u, all, &headers, addr).await?;
+    let mut res = Json(json!({"message": "Logout successful."})).into_response();
+    if let Ok(v) = HeaderValue::from_str(CLEAR_COOKIE) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+/// `Set-Cookie` that drops the session cookie.
+pub const CLEAR_COOKIE: &str =
+    "payload-token=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Lax";
+
+/// Revokes the caller's session (or all of its sessions) and writes the audit row: the REST
+/// logout and the admin's sign-out.
+pub async fn revoke_sessions(
+    state: &AppState,
+    u: &crate::auth::principal::UserPrincipal,
+    all: bool,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+) -> Result<(), ApiError> {
     sqlx::query(
         "UPDATE user_sessions SET revoked_at = now()
          WHERE user_id = $1 AND revoked_at IS NULL AND ($2 OR id = $3)",
@@ -259,17 +300,11 @@ async fn logout(
     .await?;
     // This instance forgets the session now; the others on the database's NOTIFY.
     state.principals.clear();
-    audit_auth(&state, Some(u.id), "logout", &headers, addr).await?;
-    let mut res = Json(json!({"message": "Logout successful."})).into_response();
-    let cookie =
-        format!("{COOKIE_NAME}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Lax");
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        res.headers_mut().append(header::SET_COOKIE, v);
-    }
-    Ok(res)
+    audit_auth(state, Some(u.id), "logout", headers, addr).await
 }
 
-fn with_cookie(state: &AppState, mut res: Response, token: &str, exp: i64) -> Response {
+/// The session cookie's `Set-Cookie` value (`Secure` when cookies must be).
+pub fn session_cookie(state: &AppState, token: &str, exp: i64) -> String {
     let expires = OffsetDateTime::from_unix_timestamp(exp)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
@@ -279,7 +314,11 @@ fn with_cookie(state: &AppState, mut res: Response, token: &str, exp: i64) -> Re
     if state.auth.secure_cookies {
         cookie.push_str("; Secure");
     }
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    cookie
+}
+
+fn with_cookie(state: &AppState, mut res: Response, token: &str, exp: i64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(state, token, exp)) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res

@@ -43,7 +43,7 @@ fn decl_for(state: &AppState, slug: &str, path: &str) -> Result<&'static Collect
         .ok_or_else(|| ApiError::RouteNotFound(path.to_string()))
 }
 
-fn env<'a>(state: &'a AppState, ctx: &'a CallContext) -> ReadEnv<'a> {
+pub(crate) fn env<'a>(state: &'a AppState, ctx: &'a CallContext) -> ReadEnv<'a> {
     ReadEnv {
         registry: &state.registry,
         authz: &state.authz,
@@ -53,11 +53,11 @@ fn env<'a>(state: &'a AppState, ctx: &'a CallContext) -> ReadEnv<'a> {
     }
 }
 
-fn scope(ctx: &CallContext) -> crate::db::scope::DbScope {
+pub(crate) fn scope(ctx: &CallContext) -> crate::db::scope::DbScope {
     crate::db::scope::DbScope::for_request(&ctx.principal, &ctx.tenant)
 }
 
-fn write_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> WriteEnv<'a> {
+pub(crate) fn write_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> WriteEnv<'a> {
     WriteEnv {
         read: env(state, ctx),
         call: ctx,
@@ -403,17 +403,7 @@ async fn access(State(state): State<AppState>, ctx: CallContext) -> Result<Json<
         }
         collections.insert(decl.slug.into(), Value::Object(entry));
     }
-    let can_access_admin = ctx.principal.is_super_admin()
-        || !ctx
-            .principal
-            .tenants_with(&[
-                "tenant_admin",
-                "store_manager",
-                "content_editor",
-                "vendor_owner",
-                "viewer",
-            ])
-            .is_empty();
+    let can_access_admin = crate::admin::can_access_admin(&ctx.principal);
     Ok(Json(
         json!({"collections": collections, "canAccessAdmin": can_access_admin}),
     ))

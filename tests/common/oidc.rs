@@ -51,10 +51,25 @@ fn prepare() -> PathBuf {
 
 impl OidcStandIn {
     pub async fn start() -> OidcStandIn {
+        OidcStandIn::start_with(0, None).await
+    }
+
+    /// Listens on `port` but names `base_url` as its address (issuer, discovery): for a
+    /// test-side front that adds endpoints (tests/admin_keycloak.rs adds the authorization
+    /// endpoint and the code grant) and forwards the rest here.
+    pub async fn start_behind(port: u16, base_url: &str) -> OidcStandIn {
+        OidcStandIn::start_with(port, Some(base_url)).await
+    }
+
+    async fn start_with(port: u16, base_url: Option<&str>) -> OidcStandIn {
         let dir = tokio::task::spawn_blocking(prepare).await.unwrap();
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        if let Some(b) = base_url {
+            command.env("BASE_URL", b);
+        }
+        let mut child = command
             .arg("server.mjs")
-            .env("PORT", "0")
+            .env("PORT", port.to_string())
             .current_dir(&dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
