@@ -30,8 +30,10 @@ async fn admin_flows_in_headless_chromium() {
             .await
             .unwrap();
     let webhook_log: String = sqlx::query_scalar(
-        "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, event_type, status, headers)
-         VALUES ('req-browser', 'medusa', 'inbound', $1::uuid, 'order.placed', 'failed', '{\"x-medusa-signature\":\"abc\"}')
+        "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, event_type, status, headers,
+                                   signature_valid, raw_body)
+         VALUES ('req-browser', 'medusa', 'inbound', $1::uuid, 'order.placed', 'failed',
+                 '{\"x-medusa-signature\":\"abc\"}', true, '{}')
          RETURNING id::text",
     )
     .bind(FASHIONISTA)

@@ -441,46 +441,147 @@ async fn arabic_renders_right_to_left_and_static_files_are_cached() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn webhook_log_detail_offers_replay_through_the_integration_seam() {
-    let app = TestApp::spawn().await;
-    let id: String = sqlx::query_scalar(
-        "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, event_type, status, headers)
-         VALUES ('req-1', 'medusa', 'inbound', $1::uuid, 'order.placed', 'failed', '{\"x-medusa-signature\":\"abc\"}')
+async fn webhook_log(app: &TestApp, signature_valid: bool) -> String {
+    sqlx::query_scalar(
+        "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, event_type, status, headers,
+                                   signature_valid, raw_body)
+         VALUES (gen_random_uuid()::text, 'medusa', 'inbound', $1::uuid, 'order.placed', 'failed',
+                 '{\"x-medusa-signature\":\"abc\"}', $2, '{}')
          RETURNING id::text",
     )
     .bind(FASHIONISTA)
+    .bind(signature_valid)
     .fetch_one(&app.pool)
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn jobs_for_log(app: &TestApp, id: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM sync_jobs WHERE webhook_log_id = $1::uuid AND job_type = 'process_webhook'
+            AND status = 'queued'",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn webhook_log_replay_queues_verified_deliveries_only() {
+    let app = TestApp::spawn().await;
+    let id = webhook_log(&app, true).await;
     let cookie = admin_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let (status, html) = page(&app, &cookie, &format!("/admin/c/webhook-logs/{id}")).await;
     assert_eq!(status, 200);
     assert!(html.contains("x-medusa-signature"), "headers are shown");
     assert!(html.contains(&format!("action=\"/admin/c/webhook-logs/{id}/action/replay\"")));
     let csrf = csrf_of(&html);
-    let (status, _, location) = post(
+    let replay = format!("/admin/c/webhook-logs/{id}/action/replay");
+    // Without the token nothing runs.
+    let (status, _, _) = post(&app, &cookie, &replay, &[]).await;
+    assert_eq!(status, 403);
+    assert_eq!(jobs_for_log(&app, &id).await, 0);
+    let (status, _, location) = post(&app, &cookie, &replay, &[("_csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location.unwrap(),
+        format!("/admin/c/webhook-logs/{id}?msg=queued")
+    );
+    assert_eq!(jobs_for_log(&app, &id).await, 1, "the handler is queued again");
+    let (_, html) = page(&app, &cookie, &format!("/admin/c/webhook-logs/{id}?msg=queued")).await;
+    assert!(
+        html.contains("job queue picks it up"),
+        "the outcome is said in words"
+    );
+    // Pressing it again while that replay waits queues nothing more.
+    let (_, _, location) = post(&app, &cookie, &replay, &[("_csrf", &csrf)]).await;
+    assert_eq!(
+        location.unwrap(),
+        format!("/admin/c/webhook-logs/{id}?msg=refused")
+    );
+    assert_eq!(jobs_for_log(&app, &id).await, 1);
+
+    // A delivery whose signature failed is never processed, not even by replay.
+    let forged = webhook_log(&app, false).await;
+    let (_, _, location) = post(
         &app,
         &cookie,
-        &format!("/admin/c/webhook-logs/{id}/action/replay"),
+        &format!("/admin/c/webhook-logs/{forged}/action/replay"),
         &[("_csrf", &csrf)],
     )
     .await;
-    // Until the integration plane is merged the seam answers "not available".
-    assert_eq!(status, 303);
-    assert_eq!(location.unwrap(), format!("/admin/c/webhook-logs/{id}?msg=na"));
-    // Without the token nothing runs.
-    let (status, _, _) = post(
-        &app,
-        &cookie,
-        &format!("/admin/c/webhook-logs/{id}/action/replay"),
-        &[],
-    )
-    .await;
-    assert_eq!(status, 403);
+    assert_eq!(
+        location.unwrap(),
+        format!("/admin/c/webhook-logs/{forged}?msg=refused")
+    );
+    assert_eq!(jobs_for_log(&app, &forged).await, 0);
+
     // The dashboard counts deliveries by status.
     let (_, dash) = page(&app, &cookie, "/admin").await;
-    assert!(dash.contains("/admin/c/webhook-logs?f.status=failed"));
+    assert!(dash.contains("/admin/c/webhook-logs?f.status="));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dead_jobs_are_retried_and_waiting_jobs_cancelled_from_the_admin() {
+    let app = TestApp::spawn().await;
+    let job = |status: &'static str, key: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "INSERT INTO sync_jobs (job_type, status, tenant_id, source_collection, source_doc_id,
+                                        target_system, idempotency_key, attempts, error_message)
+                 VALUES ('payload_to_medusa', $1, $2::uuid, 'product-content', $3, 'medusa', $3, 8, 'boom')
+                 RETURNING id::text",
+            )
+            .bind(status)
+            .bind(FASHIONISTA)
+            .bind(key)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let dead = job("dead", "doc-dead").await;
+    let waiting = job("queued", "doc-waiting").await;
+    let cookie = admin_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, html) = page(&app, &cookie, &format!("/admin/c/sync-jobs/{dead}")).await;
+    let csrf = csrf_of(&html);
+    let act = |id: &str, action: &str| format!("/admin/c/sync-jobs/{id}/action/{action}");
+    let status_of = |id: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i32)>("SELECT status, attempts FROM sync_jobs WHERE id = $1::uuid")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+
+    let (_, _, location) = post(&app, &cookie, &act(&dead, "retry"), &[("_csrf", &csrf)]).await;
+    assert_eq!(location.unwrap(), format!("/admin/c/sync-jobs/{dead}?msg=queued"));
+    assert_eq!(status_of(dead.clone()).await, ("queued".to_string(), 0));
+    // A job that is not dead or failed is not "retried".
+    let (_, _, location) = post(&app, &cookie, &act(&waiting, "retry"), &[("_csrf", &csrf)]).await;
+    assert_eq!(
+        location.unwrap(),
+        format!("/admin/c/sync-jobs/{waiting}?msg=refused")
+    );
+
+    let (_, _, location) = post(&app, &cookie, &act(&waiting, "cancel"), &[("_csrf", &csrf)]).await;
+    assert_eq!(
+        location.unwrap(),
+        format!("/admin/c/sync-jobs/{waiting}?msg=queued")
+    );
+    assert_eq!(status_of(waiting.clone()).await.0, "dead");
+    let reason: String = sqlx::query_scalar("SELECT error_message FROM sync_jobs WHERE id = $1::uuid")
+        .bind(&waiting)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(reason.starts_with("cancelled by "), "{reason}");
     app.stop().await;
 }
 

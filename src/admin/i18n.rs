@@ -190,9 +190,14 @@ const DICT: &[(&str, &str, &str)] = &[
     ("retry", "Retry", "إعادة المحاولة"),
     ("cancel", "Cancel", "إلغاء"),
     (
-        "not_available",
-        "This action becomes available when the integration plane is installed.",
-        "يتوفر هذا الإجراء عند تثبيت طبقة التكامل.",
+        "action_queued",
+        "Done: the job queue picks it up shortly.",
+        "تم: ستتولاه قائمة المهام قريبًا.",
+    ),
+    (
+        "action_refused",
+        "Refused: this action does not apply to this document in its current state.",
+        "مرفوض: لا ينطبق هذا الإجراء على هذا المستند في حالته الحالية.",
     ),
     ("recent_audit", "Recent audit events", "أحدث أحداث التدقيق"),
     ("counts", "Documents", "المستندات"),

@@ -1,46 +1,65 @@
-//! Actions that belong to the integration plane (#7), which lands on its own branch. The admin
-//! renders the buttons and calls these functions; after merging, the lead points them at
-//! `integrations::` (webhook replay, job retry/cancel) and the buttons start working.
+//! Control-plane actions the admin offers on documents: webhook replay and job retry/cancel,
+//! carried out by the integration plane (`integrations::control`) in the caller's transaction.
 
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::http::extract::CallContext;
+use crate::integrations::control::{self, Done};
 
 /// What a control-plane action did.
 pub enum ActionOutcome {
-    /// Done; a message for the user.
-    Done(String),
-    /// The integration plane is not installed in this build.
-    NotAvailable,
+    /// Done.
+    Done,
+    /// Refused, with the reason shown to the operator.
+    Refused(&'static str),
 }
 
-/// Replays a stored webhook delivery (`webhook-logs` row) through its handler again.
-/// Seam for #7: call `integrations::webhooks::replay(state, ctx, id)`.
+async fn run<F>(state: &AppState, ctx: &CallContext, action: F) -> anyhow::Result<ActionOutcome>
+where
+    F: for<'c> FnOnce(
+        &'c mut sqlx::PgConnection,
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = sqlx::Result<Done>> + Send + 'c>>,
+{
+    let scope = crate::db::scope::DbScope::for_request(&ctx.principal, &ctx.tenant);
+    let mut tx = crate::db::scope::begin(&state.pool, &scope).await?;
+    let done = action(&mut tx).await?;
+    tx.commit().await?;
+    Ok(match done {
+        Done::Yes => ActionOutcome::Done,
+        Done::No(why) => ActionOutcome::Refused(why),
+    })
+}
+
+/// Queues a verified inbound delivery's handler again.
 pub async fn replay_webhook_log(
-    _state: &AppState,
-    _ctx: &CallContext,
-    _id: Uuid,
+    state: &AppState,
+    ctx: &CallContext,
+    id: Uuid,
 ) -> anyhow::Result<ActionOutcome> {
-    Ok(ActionOutcome::NotAvailable)
+    let attempts = state.config.jobs.max_attempts;
+    run(state, ctx, move |c| {
+        Box::pin(control::replay_webhook(c, id, attempts))
+    })
+    .await
 }
 
-/// Puts a failed or dead sync job back in the queue. Seam for #7: `integrations::jobs::retry`.
-pub async fn retry_sync_job(
-    _state: &AppState,
-    _ctx: &CallContext,
-    _id: Uuid,
-) -> anyhow::Result<ActionOutcome> {
-    Ok(ActionOutcome::NotAvailable)
+/// Puts a failed or dead sync job back in the queue.
+pub async fn retry_sync_job(state: &AppState, ctx: &CallContext, id: Uuid) -> anyhow::Result<ActionOutcome> {
+    run(state, ctx, move |c| Box::pin(control::retry_job(c, id))).await
 }
 
-/// Cancels a pending or running sync job. Seam for #7: `integrations::jobs::cancel`.
-pub async fn cancel_sync_job(
-    _state: &AppState,
-    _ctx: &CallContext,
-    _id: Uuid,
-) -> anyhow::Result<ActionOutcome> {
-    Ok(ActionOutcome::NotAvailable)
+/// Gives up a job still waiting in the queue.
+pub async fn cancel_sync_job(state: &AppState, ctx: &CallContext, id: Uuid) -> anyhow::Result<ActionOutcome> {
+    let by = ctx
+        .principal
+        .user()
+        .map_or_else(|| "an operator".to_string(), |u| u.email.clone());
+    run(state, ctx, move |c| {
+        Box::pin(async move { control::cancel_job(c, id, &by).await })
+    })
+    .await
 }
 
 /// The actions a collection's documents offer: (action slug, dictionary key).

@@ -265,7 +265,8 @@ fn flash_of(tree: &Value, lang: super::i18n::Lang) -> Option<&'static str> {
         Some("saved") => Some(lang.t("saved")),
         Some("created") => Some(lang.t("created")),
         Some("deleted") => Some(lang.t("deleted")),
-        Some("na") => Some(lang.t("not_available")),
+        Some("queued") => Some(lang.t("action_queued")),
+        Some("refused") => Some(lang.t("action_refused")),
         _ => None,
     }
 }
@@ -872,11 +873,10 @@ pub async fn doc_action(
         _ => return message(&ctx, &state, StatusCode::NOT_FOUND, "not_found").await,
     };
     match outcome {
-        Ok(ActionOutcome::Done(_)) => {
-            Redirect::to(&format!("/admin/c/{slug}/{id}?msg=saved")).into_response()
-        }
-        Ok(ActionOutcome::NotAvailable) => {
-            Redirect::to(&format!("/admin/c/{slug}/{id}?msg=na")).into_response()
+        Ok(ActionOutcome::Done) => Redirect::to(&format!("/admin/c/{slug}/{id}?msg=queued")).into_response(),
+        Ok(ActionOutcome::Refused(why)) => {
+            tracing::info!(slug, %id, action, why, "control-plane action refused");
+            Redirect::to(&format!("/admin/c/{slug}/{id}?msg=refused")).into_response()
         }
         Err(e) => error_page(&ctx, &state, ApiError::Internal(e)).await,
     }

@@ -10,6 +10,7 @@
 //! - `scheduler`: the cron work on intervals, one instance at a time (advisory locks);
 //! - `outbound`: events to subscribed endpoints, signed as Standard Webhooks.
 
+pub mod control;
 pub mod handlers;
 pub mod medusa;
 pub mod outbound;

@@ -113,15 +113,50 @@ fn spawn(bin: &Path, http_addr: &str, detached: bool) -> Child {
     child
 }
 
-/// The shared PDP's base URL, starting it when no live one is recorded.
+/// A digest of every policy file: a PDP started from other policies is not reused.
+fn policies_digest() -> String {
+    use sha2::{Digest, Sha256};
+    let mut files: Vec<PathBuf> = walk(&policies());
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(std::fs::read(&f).unwrap_or_default());
+    }
+    hex::encode(h.finalize())
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The shared PDP's base URL, starting it when no live one serving these policies is recorded.
 pub fn shared_url() -> String {
     let bin = binary();
     let dir = state_dir();
     let _guard = lock(&dir);
     let marker = dir.join("ADDR");
+    let digest = policies_digest();
     if let Ok(addr) = std::fs::read_to_string(&marker) {
-        if healthy(addr.trim()) {
+        let same = std::fs::read_to_string(dir.join("POLICIES")).is_ok_and(|d| d == digest);
+        if same && healthy(addr.trim()) {
             return format!("http://{}", addr.trim());
+        }
+        // Outdated policies: stop that PDP (it may still serve other test processes' last
+        // requests; those servers fall back to the built-in evaluator, which is tested too).
+        if let Ok(pid) = std::fs::read_to_string(dir.join("PID")) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
         }
     }
     let addr = format!("127.0.0.1:{}", free_port());
@@ -129,6 +164,7 @@ pub fn shared_url() -> String {
     #[allow(clippy::zombie_processes)]
     let child = spawn(&bin, &addr, true);
     std::fs::write(dir.join("PID"), child.id().to_string()).unwrap();
+    std::fs::write(dir.join("POLICIES"), &digest).unwrap();
     std::fs::write(&marker, &addr).unwrap();
     format!("http://{addr}")
 }

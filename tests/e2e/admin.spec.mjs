@@ -149,9 +149,8 @@ await flow('webhook log detail and replay', async (page) => {
   await page.goto(`${base}/admin/c/webhook-logs/${env.WEBHOOK_LOG_ID}`);
   assert.match(await page.inputValue('#f-headers'), /x-medusa-signature/);
   await page.getByRole('button', { name: 'Replay' }).click();
-  await page.waitForURL(/\?msg=na$/);
-  // Until the integration plane is merged the seam says so, in words.
-  assert.match(await page.locator('.notice').textContent(), /integration plane/);
+  await page.waitForURL(/\?msg=queued$/);
+  assert.match(await page.locator('.notice').textContent(), /job queue/);
 });
 
 await flow('Arabic interface renders right-to-left', async (page) => {
