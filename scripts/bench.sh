@@ -312,6 +312,13 @@ if [ -n "$ADMIN_TOKEN" ] && [ -n "$READ_TENANT_ID" ]; then
     -d "{\"name\":\"bench\",\"tenant\":\"$READ_TENANT_ID\",\"scopes\":[\"read:pages\"]}" "$BASE/api/api-keys?depth=0" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["doc"].get("key",""))' 2>/dev/null || true)"
 fi
+# A platform key (no tenant) for the "without tenancy" baseline.
+PLATFORM_KEY=""
+if [ -n "$ADMIN_TOKEN" ]; then
+  PLATFORM_KEY="$(curl -s --max-time 10 -H "Authorization: JWT $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"name":"bench-platform","scopes":["read:pages"]}' "$BASE/api/api-keys?depth=0" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["doc"].get("key",""))' 2>/dev/null || true)"
+fi
 KC_TOKEN=""
 if [ -n "$OIDC_BASE" ]; then
   KC_TOKEN="$(curl -s --max-time 10 -H 'Content-Type: application/json' \
@@ -328,6 +335,7 @@ bench_endpoint() {
   case "$auth" in
     jwt) credential="$ADMIN_TOKEN"; hdr=(-H "Authorization: JWT $ADMIN_TOKEN") ;;
     apikey) credential="$API_KEY"; hdr=(-H "X-API-Key: $API_KEY") ;;
+    platformkey) credential="$PLATFORM_KEY"; hdr=(-H "X-API-Key: $PLATFORM_KEY") ;;
     keycloak) credential="$KC_TOKEN"; hdr=(-H "Authorization: Bearer $KC_TOKEN") ;;
     *) credential="-" ;;
   esac
@@ -436,7 +444,17 @@ admin_timing admin-edit-tenant "${ADMIN_EDIT_PATH:+$ADMIN_EDIT_PATH?tenant=${TEN
 bench_endpoint admin-list-50 "$ADMIN_LIST_PATH" jwt
 bench_endpoint admin-edit "$ADMIN_EDIT_PATH" jwt
 
-bench_endpoint list-no-tenancy "$NOTENANCY_PATH" jwt
+stop_server
+
+# Tenancy and authorization, measured without the public read cache (PUBLIC_CACHE_TTL_MS=0)
+# so that every request resolves its context, asks for a decision and reads PostgreSQL. The
+# baseline "without tenancy" is the same page read by a platform API key (no tenant context,
+# an explicit where on the tenant).
+export PUBLIC_CACHE_TTL_MS=0
+start_and_wait_ready "$OUT_DIR/serve-nocache.log"
+bench_endpoint list-uncached "$LIST_PATH"
+bench_endpoint by-id-uncached "$BYID_PATH"
+bench_endpoint list-no-tenancy "$NOTENANCY_PATH" platformkey
 bench_endpoint list-host-builtin "$HOST_LIST_PATH" none "" "$HOST_NAME"
 bench_endpoint by-id-host-builtin "$HOST_BYID_PATH" none "" "$HOST_NAME"
 stop_server
@@ -457,6 +475,8 @@ if [ -f "$CERBOS_SH" ] && command -v npm >/dev/null 2>&1; then
     bench_endpoint list-host-pdp-uncached "$HOST_LIST_PATH" none "" "$HOST_NAME"
     stop_server
     unset CERBOS_PDP_URL CERBOS_PLAN_CACHE_MS
+    bash "$CERBOS_SH" stop >/dev/null 2>&1 || true
+    PDP_STARTED=0
   else
     log "the Cerbos PDP did not start: the PDP runs are skipped"
   fi

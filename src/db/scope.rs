@@ -47,13 +47,22 @@ impl DbScope {
 /// Begins a transaction as `cityos_app` with the scope's settings, in the same round trip as
 /// the BEGIN. The values are ours (UUIDs and on/off), never client text, so inlining them in the
 /// statement is safe; binding would cost a second round trip on every request.
+///
+/// The BEGIN runs to completion on a task of its own. sqlx's `begin` is not cancellation-safe:
+/// a request dropped (client gone, timeout) after BEGIN was sent but before its answer would put
+/// the connection back in the pool *inside* a transaction, with our role settings, where the
+/// next borrower's statements would run and never commit. A finished `Transaction` that nobody
+/// takes is dropped instead, and its drop queues the ROLLBACK.
 pub async fn begin(pool: &PgPool, scope: &DbScope) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let tenant = scope.tenant_id.map(|t| t.to_string()).unwrap_or_default();
     let user = scope.user_id.map(|u| u.to_string()).unwrap_or_default();
     let all = if scope.all_tenants { "on" } else { "off" };
-    pool.begin_with(format!(
+    let sql = format!(
         "BEGIN; SELECT set_config('role', 'cityos_app', true), set_config('cityos.tenant_id', '{tenant}', true), \
          set_config('cityos.user_id', '{user}', true), set_config('cityos.all_tenants', '{all}', true)"
-    ))
-    .await
+    );
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin_with(sql).await })
+        .await
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
 }
