@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::collections::access::{authorize, Action};
 use crate::collections::decl::CollectionDecl;
 use crate::collections::engine::params::FindParams;
-use crate::collections::engine::read::{self, ReadEnv};
+use crate::collections::engine::read;
 use crate::collections::engine::validate::UNIQUE;
 use crate::collections::engine::write::{self, ServerValues, WriteEnv};
 use crate::http::error::ApiError;
@@ -34,28 +34,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/media/file/{*path}", get(serve_file))
 }
 
-fn read_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> ReadEnv<'a> {
-    ReadEnv {
-        registry: &state.registry,
-        authz: &state.authz,
-        principal: &ctx.principal,
-        tenant: &ctx.tenant,
-        app_url: &state.config.app_url,
-    }
-}
-
-fn write_env<'a>(state: &'a AppState, ctx: &'a CallContext) -> WriteEnv<'a> {
-    WriteEnv {
-        read: read_env(state, ctx),
-        call: ctx,
-        cipher: &state.cipher,
-        api_key_salt: state.config.secrets.api_key_hash_salt.expose(),
-    }
-}
-
-fn scope(ctx: &CallContext) -> crate::db::scope::DbScope {
-    crate::db::scope::DbScope::for_request(&ctx.principal, &ctx.tenant)
-}
+// The REST routes' own environments: uploads are the same engine calls.
+use crate::collections::routes::{env as read_env, scope, write_env};
 
 /// Payload's answer to an upload without a file.
 fn missing_file() -> ApiError {
