@@ -25,6 +25,13 @@ pub fn format_timestamp(t: time::OffsetDateTime) -> String {
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
+/// An HMAC-SHA256 keyed with `key`. HMAC accepts keys of any length (long ones are hashed),
+/// so this cannot fail; the one `expect` for it lives here.
+pub fn hmac_sha256(key: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac;
+    hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))

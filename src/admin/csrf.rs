@@ -1,13 +1,11 @@
 //! CSRF tokens: an HMAC of the session id with a key derived from the server secret. Every
 //! admin POST carries it in a hidden `_csrf` field, checked before anything else happens.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 /// The token for a session.
 pub fn token(secret: &str, session: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(format!("cityos-admin-csrf:{secret}").as_bytes())
-        .expect("HMAC takes any key length");
+    let mut mac = crate::util::hmac_sha256(format!("cityos-admin-csrf:{secret}").as_bytes());
     mac.update(session.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
@@ -17,8 +15,7 @@ pub fn verify(secret: &str, session: &str, presented: &str) -> bool {
     let Ok(bytes) = hex::decode(presented) else {
         return false;
     };
-    let mut mac = Hmac::<Sha256>::new_from_slice(format!("cityos-admin-csrf:{secret}").as_bytes())
-        .expect("HMAC takes any key length");
+    let mut mac = crate::util::hmac_sha256(format!("cityos-admin-csrf:{secret}").as_bytes());
     mac.update(session.as_bytes());
     mac.verify_slice(&bytes).is_ok()
 }

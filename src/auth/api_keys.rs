@@ -8,15 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::principal::ApiKeyPrincipal;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// A freshly generated key: the plaintext (returned once), its prefix and stored hash.
 pub struct NewKey {
@@ -37,7 +34,7 @@ pub fn generate(salt: &str) -> NewKey {
 }
 
 fn mac(salt: &str, key: &str) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(salt.as_bytes()).expect("HMAC takes keys of any length");
+    let mut m = crate::util::hmac_sha256(salt.as_bytes());
     m.update(key.as_bytes());
     m.finalize().into_bytes().to_vec()
 }
@@ -99,7 +96,7 @@ pub fn check(record: Option<&KeyRecord>, salt: &str, key: &str) -> Result<ApiKey
     let stored = record
         .and_then(|r| hex::decode(r.key_hash.trim()).ok())
         .unwrap_or_else(|| vec![0u8; 32]);
-    let mut verifier = HmacSha256::new_from_slice(salt.as_bytes()).expect("HMAC takes keys of any length");
+    let mut verifier = crate::util::hmac_sha256(salt.as_bytes());
     verifier.update(key.as_bytes());
     let matches = verifier.verify_slice(&stored).is_ok();
     let Some(row) = record.filter(|_| matches) else {

@@ -7,6 +7,7 @@
 //! principal holds one of its roles or derived roles and its condition holds; any DENY
 //! wins over ALLOW; nothing matching is a DENY; an evaluation error is "no match".
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use cel::common::ast::{Expr as Ast, LiteralValue};
@@ -158,10 +159,11 @@ fn matches_cel(m: &Match, ctx: &cel::Context) -> bool {
     }
 }
 
-/// A partially evaluated value.
+/// A partially evaluated value; known values borrow from the principal where they can (the
+/// plan runs on every request: `P.attr.x` must not copy the principal).
 #[derive(Debug, Clone)]
-enum Pv {
-    Known(Value),
+enum Pv<'a> {
+    Known(Cow<'a, Value>),
     Request,
     Resource,
     ResourceAttrs,
@@ -174,7 +176,7 @@ struct Partial<'a> {
     kind: &'a str,
 }
 
-impl Partial<'_> {
+impl<'p> Partial<'p> {
     fn matches(&self, m: &Match) -> Tri {
         match m {
             Match::Expr { program, .. } => truth(self.eval(program.expression())),
@@ -187,39 +189,47 @@ impl Partial<'_> {
         }
     }
 
-    fn eval(&self, e: &IdedExpr) -> Pv {
+    fn eval(&self, e: &IdedExpr) -> Pv<'p> {
         let err = Pv::Bool(Tri::Err);
         match &e.expr {
             Ast::Ident(name) => match name.as_str() {
-                "P" => Pv::Known(self.principal.clone()),
+                "P" => Pv::Known(Cow::Borrowed(self.principal)),
                 "R" => Pv::Resource,
                 "request" => Pv::Request,
                 _ => err,
             },
             Ast::Literal(lit) => match literal(lit) {
-                Some(v) => Pv::Known(v),
+                Some(v) => Pv::Known(Cow::Owned(v)),
                 None => err,
             },
             Ast::List(list) => {
                 let mut out = Vec::new();
                 for el in &list.elements {
                     match self.eval(el) {
-                        Pv::Known(v) => out.push(v),
+                        Pv::Known(v) => out.push(v.into_owned()),
                         _ => return err,
                     }
                 }
-                Pv::Known(Value::Array(out))
+                Pv::Known(Cow::Owned(Value::Array(out)))
             }
             Ast::Select(sel) => {
                 let operand = self.eval(&sel.operand);
                 let field = sel.field.as_str();
                 match (operand, sel.test) {
-                    (Pv::Known(Value::Object(map)), false) => map.get(field).cloned().map_or(err, Pv::Known),
-                    (Pv::Known(Value::Object(map)), true) => Pv::Known(Value::Bool(map.contains_key(field))),
-                    (Pv::Request, false) if field == "principal" => Pv::Known(self.principal.clone()),
+                    (Pv::Known(Cow::Borrowed(Value::Object(map))), false) => {
+                        map.get(field).map_or(err, |v| Pv::Known(Cow::Borrowed(v)))
+                    }
+                    (Pv::Known(Cow::Owned(Value::Object(mut map))), false) => {
+                        map.remove(field).map_or(err, |v| Pv::Known(Cow::Owned(v)))
+                    }
+                    (Pv::Known(known), true) => match known.as_ref() {
+                        Value::Object(map) => Pv::Known(Cow::Owned(Value::Bool(map.contains_key(field)))),
+                        _ => err,
+                    },
+                    (Pv::Request, false) if field == "principal" => Pv::Known(Cow::Borrowed(self.principal)),
                     (Pv::Request, false) if field == "resource" => Pv::Resource,
                     (Pv::Resource, false) if field == "attr" => Pv::ResourceAttrs,
-                    (Pv::Resource, false) if field == "kind" => Pv::Known(Value::from(self.kind)),
+                    (Pv::Resource, false) if field == "kind" => Pv::Known(Cow::Owned(Value::from(self.kind))),
                     (Pv::ResourceAttrs, false) if ATTRIBUTES.contains(&field) => Pv::Attr(field.to_string()),
                     _ => err,
                 }
@@ -241,47 +251,48 @@ impl Partial<'_> {
     }
 }
 
-fn truth(v: Pv) -> Tri {
+fn truth(v: Pv<'_>) -> Tri {
     match v {
         Pv::Bool(t) => t,
-        Pv::Known(Value::Bool(true)) => Tri::True,
-        Pv::Known(Value::Bool(false)) => Tri::False,
+        Pv::Known(k) => match k.as_ref() {
+            Value::Bool(true) => Tri::True,
+            Value::Bool(false) => Tri::False,
+            _ => Tri::Err,
+        },
         _ => Tri::Err,
     }
 }
 
-fn equals(a: Pv, b: Pv) -> Tri {
+fn known(b: bool) -> Tri {
+    if b {
+        Tri::True
+    } else {
+        Tri::False
+    }
+}
+
+fn equals(a: Pv<'_>, b: Pv<'_>) -> Tri {
     match (a, b) {
-        (Pv::Known(x), Pv::Known(y)) => {
-            if x == y {
-                Tri::True
-            } else {
-                Tri::False
-            }
+        (Pv::Known(x), Pv::Known(y)) => known(x == y),
+        (Pv::Attr(attr), Pv::Known(v)) | (Pv::Known(v), Pv::Attr(attr)) => {
+            Tri::Cond(Expr::In(attr, vec![v.into_owned()]))
         }
-        (Pv::Attr(attr), Pv::Known(v)) | (Pv::Known(v), Pv::Attr(attr)) => Tri::Cond(Expr::In(attr, vec![v])),
         _ => Tri::Err,
     }
 }
 
-fn contains(needle: Pv, haystack: Pv) -> Tri {
+fn contains(needle: Pv<'_>, haystack: Pv<'_>) -> Tri {
     match (needle, haystack) {
-        (Pv::Known(x), Pv::Known(Value::Array(list))) => {
-            if list.contains(&x) {
-                Tri::True
-            } else {
-                Tri::False
-            }
-        }
-        (Pv::Known(Value::String(k)), Pv::Known(Value::Object(map))) => {
-            if map.contains_key(&k) {
-                Tri::True
-            } else {
-                Tri::False
-            }
-        }
-        (Pv::Attr(_), Pv::Known(Value::Array(list))) if list.is_empty() => Tri::False,
-        (Pv::Attr(attr), Pv::Known(Value::Array(list))) => Tri::Cond(Expr::In(attr, list)),
+        (Pv::Known(x), Pv::Known(h)) => match (x.as_ref(), h.as_ref()) {
+            (x, Value::Array(list)) => known(list.contains(x)),
+            (Value::String(k), Value::Object(map)) => known(map.contains_key(k)),
+            _ => Tri::Err,
+        },
+        (Pv::Attr(attr), Pv::Known(h)) => match h.into_owned() {
+            Value::Array(list) if list.is_empty() => Tri::False,
+            Value::Array(list) => Tri::Cond(Expr::In(attr, list)),
+            _ => Tri::Err,
+        },
         _ => Tri::Err,
     }
 }

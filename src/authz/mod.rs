@@ -120,7 +120,7 @@ impl Authorizer {
         };
         let key = cache_key(principal, kind, action);
         if !self.plan_ttl.is_zero() {
-            if let Some((at, plan)) = self.plans.lock().expect("plan cache").get(&key) {
+            if let Some((at, plan)) = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
                 if at.elapsed() < self.plan_ttl {
                     return Ok(plan.clone());
                 }
@@ -131,7 +131,7 @@ impl Authorizer {
                 Ok(plan) => {
                     self.pdp_ok();
                     if !self.plan_ttl.is_zero() {
-                        let mut plans = self.plans.lock().expect("plan cache");
+                        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
                         if plans.len() >= CACHE_LIMIT {
                             plans.clear();
                         }

@@ -11,7 +11,7 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 fn mac(key: &[u8]) -> HmacSha256 {
-    HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
+    crate::util::hmac_sha256(key)
 }
 
 /// Why a delivery was refused.

@@ -11,8 +11,7 @@
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -140,9 +139,7 @@ pub async fn resolve(
             return Err(refused("The signed tenant headers have expired."));
         }
         let expected_input = gateway_signing_input(tenant, store, portal, ts);
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(state.config.secrets.signature_secret.expose().as_bytes())
-                .expect("HMAC takes keys of any length");
+        let mut mac = crate::util::hmac_sha256(state.config.secrets.signature_secret.expose().as_bytes());
         mac.update(expected_input.as_bytes());
         let given = hex::decode(sig).unwrap_or_default();
         if mac.verify_slice(&given).is_err() {
@@ -288,7 +285,7 @@ mod tests {
             input,
             "7f1c2a9e-0000-4000-8000-000000000001::public:1795515311000"
         );
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"cityos-example-signature-secret").unwrap();
+        let mut mac = crate::util::hmac_sha256(b"cityos-example-signature-secret");
         mac.update(input.as_bytes());
         assert_eq!(
             hex::encode(mac.finalize().into_bytes()),
