@@ -175,15 +175,24 @@ pub fn has_name(field: &str) -> String {
     }
 }
 
-/// `json_build_object(...)::text` for the fields of `decl` that the projection and caller allow.
-fn doc_expr(decl: &CollectionDecl, alias: &str, proj: &Projection, public_only: bool) -> String {
-    let mut pairs = vec![format!("'id', {alias}.id")];
+/// Where one key of a document comes from.
+enum Part {
+    Field(&'static Field),
+    /// `hasX`: whether a secret is set (secrets themselves are never returned).
+    SecretSet(&'static Field),
+    Timestamp(&'static str),
+}
+
+/// The keys of a document the projection and caller allow, in wire order (after `id`). The
+/// SQL projection and the projection of an already-read row both come from this one list.
+fn parts(decl: &'static CollectionDecl, proj: &Projection, public_only: bool) -> Vec<(String, Part)> {
+    let mut out = Vec::new();
     for field in decl.fields {
         if matches!(field.kind, Kind::Secret) && !public_only {
-            // Secrets are never returned; the admin sees whether one is set.
+            // The admin sees whether one is set.
             let name = has_name(field.name);
             if proj.wants(&name) {
-                pairs.push(format!("'{name}', {alias}.{} IS NOT NULL", field.column));
+                out.push((name, Part::SecretSet(field)));
             }
             continue;
         }
@@ -197,12 +206,26 @@ fn doc_expr(decl: &CollectionDecl, alias: &str, proj: &Projection, public_only: 
         if matches!(field.kind, Kind::Vector) && !proj.explicitly_selects(field.name) {
             continue;
         }
-        pairs.push(format!("'{}', {}", field.name, field_expr(field, alias)));
+        out.push((field.name.to_string(), Part::Field(field)));
     }
     for (wire, col) in [("updatedAt", "updated_at"), ("createdAt", "created_at")] {
         if proj.wants(wire) {
-            pairs.push(format!("'{wire}', {}", ts_expr(&format!("{alias}.{col}"))));
+            out.push((wire.to_string(), Part::Timestamp(col)));
         }
+    }
+    out
+}
+
+/// `json_build_object(...)::text` for the fields of `decl` that the projection and caller allow.
+fn doc_expr(decl: &'static CollectionDecl, alias: &str, proj: &Projection, public_only: bool) -> String {
+    let mut pairs = vec![format!("'id', {alias}.id")];
+    for (name, part) in parts(decl, proj, public_only) {
+        let expr = match part {
+            Part::Field(field) => field_expr(field, alias),
+            Part::SecretSet(field) => format!("{alias}.{} IS NOT NULL", field.column),
+            Part::Timestamp(col) => ts_expr(&format!("{alias}.{col}")),
+        };
+        pairs.push(format!("'{name}', {expr}"));
     }
     // json_build_object takes at most 100 arguments: split into chunks merged as jsonb would
     // lose key order, so collections are declared with fewer than 50 fields.
@@ -212,6 +235,45 @@ fn doc_expr(decl: &CollectionDecl, alias: &str, proj: &Projection, public_only: 
         decl.slug
     );
     format!("json_build_object({})::text", pairs.join(", "))
+}
+
+/// The stored form of a row (every field, flat, unpopulated) as a SQL expression over `alias`:
+/// what [`flat_by_id`] reads, for a write's `RETURNING`.
+pub fn stored_doc_expr(decl: &'static CollectionDecl, alias: &str) -> String {
+    doc_expr(decl, alias, &Projection::default(), false)
+}
+
+/// [`doc_expr`] for a caller's `select`.
+pub fn doc_expr_for(
+    decl: &'static CollectionDecl,
+    alias: &str,
+    select: Option<&Value>,
+    public_only: bool,
+) -> String {
+    doc_expr(decl, alias, &Projection::from_select(select), public_only)
+}
+
+/// The stored form of a row parsed from [`stored_doc_expr`]'s text.
+pub fn parse_stored(decl: &CollectionDecl, text: &str) -> Result<Map<String, Value>, ApiError> {
+    parse_doc(decl, text)
+}
+
+/// What a read with `select` by this caller would hold of a row whose stored form is known
+/// (a write's read-back without a second query), or `None` when the stored form lacks a key
+/// the projection wants (an embedding asked for by name).
+pub fn project_stored(
+    decl: &'static CollectionDecl,
+    mut stored: Map<String, Value>,
+    select: Option<&Value>,
+    public_only: bool,
+) -> Option<Map<String, Value>> {
+    let proj = Projection::from_select(select);
+    let keys = parts(decl, &proj, public_only);
+    if keys.iter().any(|(name, _)| !stored.contains_key(name)) {
+        return None;
+    }
+    stored.retain(|k, _| k == "id" || keys.iter().any(|(name, _)| name == k));
+    Some(stored)
 }
 
 /// Nests dotted keys (`seo.title`) into groups and adds computed fields.
