@@ -384,14 +384,22 @@ pub async fn find(
     let proj = Projection::from_select(params.select.as_ref());
     let paginate = params.pagination && params.limit > 0;
 
-    let cond = Cond::And(vec![access.clone(), filter.clone()]);
+    let cond = Cond::And(vec![access, filter]);
     let order = order_by(decl, "t0", &params.sort);
+    let doc = doc_expr(decl, "t0", &proj, env.public_only());
     let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
-    qb.push(doc_expr(decl, "t0", &proj, env.public_only()));
     if paginate {
-        // One statement for the page and the total (a page past the end counts separately).
-        // The page's ids are chosen first, so documents are built for the page rows only.
-        qb.push(", p.total FROM (SELECT t0.id, count(*) OVER () AS total FROM ")
+        // One statement for the page and the total. The total is its own aggregate (any index
+        // can answer it, once), the page's ids come from the sort order's index with LIMIT, and
+        // documents are built for the page rows only. A page past the end still reports the
+        // total: the count's row is joined to an empty page.
+        qb.push("CASE WHEN t0.id IS NULL THEN NULL ELSE ")
+            .push(&doc)
+            .push(" END, c.total FROM (SELECT count(*) AS total FROM ")
+            .push(decl.table)
+            .push(" t0 WHERE ");
+        push_cond(&mut qb, &cond);
+        qb.push(") c LEFT JOIN (SELECT t0.id FROM ")
             .push(decl.table)
             .push(" t0 WHERE ");
         push_cond(&mut qb, &cond);
@@ -400,10 +408,12 @@ pub async fn find(
             .push_bind(params.limit)
             .push(" OFFSET ")
             .push_bind((params.page - 1).saturating_mul(params.limit));
-        qb.push(") p JOIN ").push(decl.table).push(" t0 ON t0.id = p.id");
+        qb.push(") p ON TRUE LEFT JOIN ")
+            .push(decl.table)
+            .push(" t0 ON t0.id = p.id");
         qb.push(&order);
     } else {
-        qb.push(" FROM ").push(decl.table).push(" t0 WHERE ");
+        qb.push(&doc).push(" FROM ").push(decl.table).push(" t0 WHERE ");
         push_cond(&mut qb, &cond);
         qb.push(&order);
         if params.limit > 0 {
@@ -411,17 +421,15 @@ pub async fn find(
         }
     }
     let rows = qb.build().fetch_all(&mut *conn).await?;
-    let mut total: i64 = rows
+    let total: i64 = rows
         .first()
         .map(|r| r.try_get::<i64, _>("total").unwrap_or(0))
         .unwrap_or(0);
     let mut docs = Vec::with_capacity(rows.len());
     for row in &rows {
-        let text: String = row.try_get(0)?;
-        docs.push(parse_doc(decl, &text)?);
-    }
-    if paginate && rows.is_empty() {
-        total = count_where(conn, decl, &Cond::And(vec![access, filter])).await?;
+        if let Some(text) = row.try_get::<Option<String>, _>(0)? {
+            docs.push(parse_doc(decl, &text)?);
+        }
     }
     let docs = finish_docs(conn, env, decl, docs, params.depth, params.populate.as_ref()).await?;
     Ok(envelope(docs, total, params, paginate))
