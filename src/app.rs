@@ -95,10 +95,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {addr} (PORT/HOST)"))?;
         let state = AppState::new(config, db.pool.clone());
-        state.tenants.spawn_invalidation(db.pool.clone());
-        state.principals.spawn(db.pool.clone(), "cityos_auth");
-        state.public_cache.spawn(db.pool.clone());
-        state.hosts.spawn_invalidation(db.pool.clone());
+        let listeners = crate::notify::Listeners::new();
+        state.tenants.listen(&listeners);
+        state.principals.listen(&listeners, "cityos_auth");
+        state.public_cache.listen(&listeners);
+        state.hosts.listen(&listeners);
+        listeners.start(db.pool.clone());
         if let Some(kc) = &state.keycloak {
             kc.spawn_refresh(Duration::from_secs(
                 state.config.keycloak.jwks_refresh_secs.max(1),
