@@ -113,6 +113,7 @@ impl Application {
         state.public_cache.listen(&listeners);
         state.hosts.listen(&listeners);
         listeners.start(db.pool.clone());
+        state.public_cache.start_announcer(db.pool.clone());
         if let Some(kc) = &state.keycloak {
             kc.spawn_refresh(Duration::from_secs(
                 state.config.keycloak.jwks_refresh_secs.max(1),

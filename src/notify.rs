@@ -55,6 +55,8 @@ pub fn spawn_listener(
 #[derive(Clone)]
 struct Subscription {
     channel: &'static str,
+    /// Notifications with this payload are not for us (our own announcements).
+    ignore: Option<String>,
     live: Arc<AtomicBool>,
     on_notify: Arc<dyn Fn() + Send + Sync>,
 }
@@ -78,11 +80,23 @@ impl Listeners {
         live: Arc<AtomicBool>,
         on_notify: Arc<dyn Fn() + Send + Sync>,
     ) {
+        self.subscribe_except(channel, None, live, on_notify);
+    }
+
+    /// [`subscribe`](Self::subscribe), skipping notifications whose payload is `ignore`.
+    pub fn subscribe_except(
+        &self,
+        channel: &'static str,
+        ignore: Option<String>,
+        live: Arc<AtomicBool>,
+        on_notify: Arc<dyn Fn() + Send + Sync>,
+    ) {
         self.subscriptions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Subscription {
                 channel,
+                ignore,
                 live,
                 on_notify,
             });
@@ -117,7 +131,9 @@ impl Listeners {
                             backoff = Duration::from_millis(200);
                             // None or an error: the connection is gone.
                             while let Ok(Some(n)) = listener.try_recv().await {
-                                for s in subs.iter().filter(|s| s.channel == n.channel()) {
+                                for s in subs.iter().filter(|s| {
+                                    s.channel == n.channel() && s.ignore.as_deref() != Some(n.payload())
+                                }) {
                                     (s.on_notify)();
                                 }
                             }
@@ -200,7 +216,22 @@ impl<V: Clone + Send + Sync + 'static> NotifiedCache<V> {
 
     /// Empties this cache on every notification of `channel` (and while it is not heard).
     pub fn listen(self: &Arc<Self>, listeners: &Listeners, channel: &'static str) {
+        self.listen_except(listeners, channel, None);
+    }
+
+    /// [`listen`](Self::listen), ignoring notifications whose payload is `ignore`.
+    pub fn listen_except(
+        self: &Arc<Self>,
+        listeners: &Listeners,
+        channel: &'static str,
+        ignore: Option<String>,
+    ) {
         let cache = Arc::clone(self);
-        listeners.subscribe(channel, self.live.clone(), Arc::new(move || cache.clear()));
+        listeners.subscribe_except(
+            channel,
+            ignore,
+            self.live.clone(),
+            Arc::new(move || cache.clear()),
+        );
     }
 }

@@ -80,8 +80,10 @@ pub(crate) async fn commit(
 
 fn after_commit(state: &AppState, decl: &CollectionDecl) {
     use crate::collections::decl::CacheKind;
-    // This instance reads its own writes at once; others hear NOTIFY cityos_public.
+    // This instance reads its own writes at once; others hear this instance's announcement
+    // (the write's transaction did not NOTIFY: `db::scope::begin_write`).
     state.public_cache.clear();
+    state.public_cache.announce();
     for kind in decl.invalidates {
         match kind {
             CacheKind::Principals => state.principals.clear(),

@@ -57,11 +57,14 @@ pub async fn begin(pool: &PgPool, scope: &DbScope) -> Result<Transaction<'static
     begin_planned(pool, scope, false).await
 }
 
-/// [`begin`] for a write (or system work): every statement of the transaction uses its
-/// prepared statement's generic plan. Writes address rows by id, so a plan made for one set of
-/// values fits all; re-planning them per call (PostgreSQL's default keeps choosing custom plans
-/// for the row-level-security-guarded INSERT … RETURNING) cost more than executing them.
-/// Reads keep custom plans: a list's filters can be skewed (one tenant's thousands of rows).
+/// [`begin`] for a write committed with `collections::routes::commit`:
+/// - every statement of the transaction uses its prepared statement's generic plan. Writes
+///   address rows by id, so a plan made for one set of values fits all; re-planning them per
+///   call (PostgreSQL's default keeps choosing custom plans for the row-level-security-guarded
+///   INSERT … RETURNING) cost more than executing them. Reads keep custom plans: a list's
+///   filters can be skewed (one tenant's thousands of rows).
+/// - the public-read triggers do not NOTIFY (migration 0015): `commit` announces the change
+///   after the commit instead (`PublicCache::announce`).
 pub async fn begin_write(
     pool: &PgPool,
     scope: &DbScope,
@@ -72,19 +75,20 @@ pub async fn begin_write(
 async fn begin_planned(
     pool: &PgPool,
     scope: &DbScope,
-    generic_plans: bool,
+    write: bool,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let tenant = scope.tenant_id.map(|t| t.to_string()).unwrap_or_default();
     let user = scope.user_id.map(|u| u.to_string()).unwrap_or_default();
     let all = if scope.all_tenants { "on" } else { "off" };
-    let plans = if generic_plans {
-        ", set_config('plan_cache_mode', 'force_generic_plan', true)"
+    let write = if write {
+        ", set_config('plan_cache_mode', 'force_generic_plan', true), \
+         set_config('cityos.public_announced', 'on', true)"
     } else {
         ""
     };
     let sql = format!(
         "BEGIN; SELECT set_config('role', 'cityos_app', true), set_config('cityos.tenant_id', '{tenant}', true), \
-         set_config('cityos.user_id', '{user}', true), set_config('cityos.all_tenants', '{all}', true){plans}"
+         set_config('cityos.user_id', '{user}', true), set_config('cityos.all_tenants', '{all}', true){write}"
     );
     let pool = pool.clone();
     tokio::spawn(async move { pool.begin_with(sql).await })

@@ -461,7 +461,7 @@ async fn serve_file(
         return Err(ApiError::NotFound);
     }
     let db_scope = scope(&ctx);
-    let mut tx = crate::db::scope::begin_write(&state.pool, &db_scope).await?;
+    let mut tx = crate::db::scope::begin(&state.pool, &db_scope).await?;
     type Row = (Uuid, String, String, String, i64, Value, Option<String>);
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, storage_key, filename, mime_type, filesize, sizes, sha256 FROM media \
