@@ -471,7 +471,7 @@ pub async fn bulk(
     let params = list_params(None, Vec::new(), 1, 0, 0);
     for id in &ids {
         let result: Result<(), ApiError> = async {
-            let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx.call)).await?;
+            let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx.call)).await?;
             if publish {
                 let mut b = Map::new();
                 b.insert("status".into(), json!("published"));
@@ -933,7 +933,7 @@ async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, 
                 }
             };
         }
-        let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx.call)).await?;
+        let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx.call)).await?;
         let doc = match &id {
             None => write::create(&mut tx, &wenv, decl, parsed.body.clone(), &params).await?,
             Some(id) => write::update_by_id(&mut tx, &wenv, decl, id, parsed.body.clone(), &params).await?,
@@ -1004,7 +1004,7 @@ pub async fn delete(
     };
     let params = list_params(None, Vec::new(), 1, 0, 0);
     let result: Result<(), ApiError> = async {
-        let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx.call)).await?;
+        let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx.call)).await?;
         write::delete_by_id(&mut tx, &write_env(&state, &ctx.call), decl, &id, &params).await?;
         commit(&state, decl, tx).await
     }

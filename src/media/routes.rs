@@ -248,7 +248,7 @@ pub async fn create_from(
     let id = Uuid::now_v7();
     let dir = key_dir(tenant, id);
 
-    let mut tx = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
+    let mut tx = crate::db::scope::begin_write(&state.pool, &scope(ctx)).await?;
     let mut attempts = 0;
     let (doc, filename) = loop {
         // Read afresh on every attempt: a concurrent upload may have committed a name meanwhile.
@@ -315,7 +315,7 @@ pub async fn update_from(
     params: &FindParams,
 ) -> Result<Value, ApiError> {
     let wenv = write_env(state, ctx);
-    let mut tx = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
+    let mut tx = crate::db::scope::begin_write(&state.pool, &scope(ctx)).await?;
     let Some(staged) = staged else {
         let doc = write::update_by_id(&mut tx, &wenv, decl, id, fields, params).await?;
         crate::collections::routes::commit(state, decl, tx).await?;
@@ -482,7 +482,7 @@ async fn serve_file(
         return Err(ApiError::NotFound);
     }
     let db_scope = scope(&ctx);
-    let mut tx = crate::db::scope::begin(&state.pool, &db_scope).await?;
+    let mut tx = crate::db::scope::begin_write(&state.pool, &db_scope).await?;
     type Row = (Uuid, String, String, String, i64, Value, Option<String>);
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, storage_key, filename, mime_type, filesize, sizes, sha256 FROM media \
