@@ -43,9 +43,9 @@ impl PublicCache {
         }
     }
 
-    /// Starts the listener that empties the cache on every change.
-    pub fn spawn(&self, pool: sqlx::PgPool) -> tokio::task::JoinHandle<()> {
-        self.entries.spawn(pool, "cityos_public")
+    /// Empties the cache on every change.
+    pub fn listen(&self, listeners: &crate::notify::Listeners) {
+        self.entries.listen(listeners, "cityos_public")
     }
 
     /// Drops every entry (after a write committed by this instance).
