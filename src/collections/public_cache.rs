@@ -74,18 +74,28 @@ impl PublicCache {
         }
     }
 
-    /// Sends the announcements until the pool closes.
+    /// Sends the announcements until the pool closes, on a connection of its own (idle but for
+    /// at most one short statement per [`ANNOUNCE_EVERY`]; its statements are not logged).
     pub fn start_announcer(&self, pool: sqlx::PgPool) -> tokio::task::JoinHandle<()> {
+        use sqlx::{ConnectOptions, Connection};
         use std::sync::atomic::Ordering;
         let announcer = self.announcer.clone();
         tokio::spawn(async move {
+            let options = (*pool.connect_options()).clone().disable_statement_logging();
+            let mut conn: Option<sqlx::PgConnection> = None;
             loop {
                 announcer.wake.notified().await;
                 if pool.is_closed() {
+                    if let Some(c) = conn.take() {
+                        let _ = c.close().await;
+                    }
                     return;
                 }
                 // Writes arriving from here on are covered by this announcement or the next.
                 announcer.pending.store(false, Ordering::Release);
+                if conn.is_none() {
+                    conn = sqlx::PgConnection::connect_with(&options).await.ok();
+                }
                 // The payload is ours (a UUID), not client text: safe to inline in the one
                 // simple-query round trip.
                 let sql = format!(
@@ -93,17 +103,22 @@ impl PublicCache {
                      SELECT pg_notify('cityos_public', '{}'); COMMIT",
                     announcer.payload
                 );
-                let sent = sqlx::raw_sql(&sql).execute(&pool).await;
+                let sent = match conn.as_mut() {
+                    Some(c) => sqlx::Executor::execute(c, sql.as_str()).await.map(|_| ()),
+                    None => Err(sqlx::Error::PoolClosed),
+                };
                 if let Err(e) = sent {
                     // Other instances fall back on the TTL; the next write tries again.
                     tracing::warn!(error = %e, "cannot announce a public change");
+                    conn = None;
                 }
                 tokio::time::sleep(ANNOUNCE_EVERY).await;
             }
         })
     }
 
-    /// Empties the cache on every change.
+    /// Empties the cache on every change made elsewhere (not on this instance's own
+    /// announcements: it cleared the cache when it committed).
     pub fn listen(&self, listeners: &crate::notify::Listeners) {
         self.entries
             .listen_except(listeners, "cityos_public", Some(self.announcer.payload.clone()))
