@@ -1491,3 +1491,195 @@ async fn handlers_per_event_deleted_products_unknown_types_and_fleetbase_orders(
     assert_eq!(statuses, vec!["success", "success", "success"]);
     app.stop().await;
 }
+
+/// Waits until the app's listener for `channel` runs (its LISTEN is the connection's last query),
+/// so the caches under test are live rather than bypassed.
+async fn wait_listening(app: &TestApp, channel: &str) {
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE $1",
+        )
+        .bind(format!("LISTEN%{channel}%"))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no listener on {channel}");
+}
+
+fn test_cipher(app: &TestApp) -> cityos::crypto::FieldCipher {
+    let vars = common::test_env(&app.database_url);
+    let config = cityos::Config::from_vars(&vars).unwrap();
+    cityos::crypto::FieldCipher::new(config.secrets.payload_secret.expose())
+}
+
+#[tokio::test]
+async fn cached_webhook_secrets_never_outlive_a_change_made_elsewhere() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    wait_listening(&app, "cityos_integrations").await;
+    wait_listening(&app, "cityos_context").await;
+    let cipher = test_cipher(&app);
+    let endpoint: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO integration_endpoints (name, tenant_id, system_type, base_url, webhook_secret_enc)
+         VALUES ('Fleet', $1::uuid, 'fleetbase', 'https://fleet.example', $2) RETURNING id",
+    )
+    .bind(FASHIONISTA)
+    .bind(cipher.encrypt("secret-a"))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let delivery = |n: u32, tenant: &str, secret: &str| {
+        let body = format!(
+            r#"{{"id":"event_c{n}","event":"order.updated","data":{{"meta":{{"tenant_id":"{tenant}"}}}}}}"#
+        )
+        .into_bytes();
+        (vec![("signature", sig::fleetbase_sign(secret, &body))], body)
+    };
+    // Warm the caches: both tenants' hints and the source's endpoint secrets.
+    let (h, b) = delivery(1, "fashionista-sa", "secret-a");
+    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 200);
+    let (h, b) = delivery(2, common::RIYADH_EATS, FLEETBASE_SECRET);
+    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 200);
+
+    // Another instance changes things and this one has not heard yet (its NOTIFY is held back).
+    sqlx::query(
+        "ALTER TABLE integration_endpoints DISABLE TRIGGER integration_endpoints_notify_integrations",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Rotated to b, and the grace period of a cut short.
+    sqlx::query("UPDATE integration_endpoints SET webhook_secret_enc = $2 WHERE id = $1")
+        .bind(endpoint)
+        .bind(cipher.encrypt("secret-b"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE integration_endpoints SET previous_webhook_secret_expires_at = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(endpoint)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Riyadh Eats gets a secret of its own: the env secret no longer speaks for it.
+    sqlx::query(
+        "INSERT INTO integration_endpoints (name, tenant_id, system_type, base_url, webhook_secret_enc)
+         VALUES ('Fleet', $1::uuid, 'fleetbase', 'https://fleet.example', $2)",
+    )
+    .bind(common::RIYADH_EATS)
+    .bind(cipher.encrypt("secret-r"))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    // The cached (now removed) secret is refused: the logging statement finds it changed.
+    let (h, b) = delivery(3, "fashionista-sa", "secret-a");
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 401, "{r}");
+    // The new secret works at once: a refusal with cached secrets is decided from the table.
+    let (h, b) = delivery(4, "fashionista-sa", "secret-b");
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 200, "{r}");
+    // The env secret for a tenant that has its own secret now: refused.
+    let (h, b) = delivery(5, common::RIYADH_EATS, FLEETBASE_SECRET);
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 401, "{r}");
+    let (h, b) = delivery(6, common::RIYADH_EATS, "secret-r");
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 200, "{r}");
+    // A disabled endpoint's secret: refused.
+    sqlx::query("UPDATE integration_endpoints SET enabled = false WHERE id = $1")
+        .bind(endpoint)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (h, b) = delivery(7, "fashionista-sa", "secret-b");
+    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 401);
+
+    // One log row per delivery, with the verdict each got; only the accepted ones have a job.
+    let rows: Vec<(Option<String>, bool, i32, Option<uuid::Uuid>)> = sqlx::query_as(
+        "SELECT external_event_id, signature_valid, response_code, tenant_id FROM webhook_logs
+          WHERE system_type = 'fleetbase' ORDER BY created_at, id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let verdicts: Vec<(Option<&str>, bool, i32)> = rows
+        .iter()
+        .map(|(e, v, c, _)| (e.as_deref().and_then(|e| e.strip_prefix("event_c")), *v, *c))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            (Some("1"), true, 200),
+            (Some("2"), true, 200),
+            (None, false, 401),
+            (Some("4"), true, 200),
+            (None, false, 401),
+            (Some("6"), true, 200),
+            (None, false, 401),
+        ]
+    );
+    assert_eq!(
+        rows[5].3.map(|t| t.to_string()).as_deref(),
+        Some(common::RIYADH_EATS)
+    );
+    assert_eq!(job_count(&app, "process_webhook").await, 4);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_secret_cache_serves_repeated_lookups_and_empties_on_notify() {
+    use cityos::integrations::webhooks::Source;
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let ix = integrations(&app, &murl, &[]);
+    ix.secrets.spawn_invalidation(app.pool.clone());
+    let cipher = test_cipher(&app);
+    let lookup = || {
+        ix.secrets
+            .candidates(&ix.pool, &ix.cipher, Source::Fleetbase, None, false)
+    };
+    let mut live = false;
+    for _ in 0..200 {
+        lookup().await.unwrap();
+        if lookup().await.unwrap().cached {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        live,
+        "the second lookup is served from the cache once its listener runs"
+    );
+    let before = lookup().await.unwrap().list.len();
+    // A change from anywhere (here: SQL) empties it through NOTIFY cityos_integrations.
+    sqlx::query(
+        "INSERT INTO integration_endpoints (name, tenant_id, system_type, base_url, webhook_secret_enc)
+         VALUES ('Fleet', $1::uuid, 'fleetbase', 'https://fleet.example', $2)",
+    )
+    .bind(FASHIONISTA)
+    .bind(cipher.encrypt("secret-n"))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut seen = false;
+    for _ in 0..200 {
+        let c = lookup().await.unwrap();
+        if c.list.len() == before + 1 {
+            seen = c.list.iter().any(|c| &*c.secret == "secret-n");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen, "the new endpoint's secret is a candidate after the NOTIFY");
+    assert!(lookup().await.unwrap().cached, "and cached again");
+    app.stop().await;
+}

@@ -17,6 +17,7 @@ pub mod outbound;
 pub mod queue;
 pub mod routes;
 pub mod scheduler;
+pub mod secrets;
 pub mod signatures;
 pub mod webhooks;
 
@@ -53,6 +54,8 @@ pub struct Integrations {
     pub wake: Arc<Notify>,
     /// `{hostname}:{pid}`, the prefix of `lockedBy`.
     pub instance: String,
+    /// Inbound webhook secrets per source, cached (NOTIFY cityos_integrations).
+    pub secrets: secrets::SecretDirectory,
 }
 
 impl Integrations {
@@ -69,6 +72,7 @@ impl Integrations {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "cityos".into());
         Arc::new(Integrations {
+            secrets: secrets::SecretDirectory::new(&config),
             pool,
             config,
             cipher,
@@ -78,8 +82,9 @@ impl Integrations {
         })
     }
 
-    /// Starts the NOTIFY listener, the workers (`SYNC_WORKERS`) and, when enabled, the scheduler.
+    /// Starts the secret caches' listeners, the jobs NOTIFY listener, the workers (`SYNC_WORKERS`) and, when enabled, the scheduler.
     pub fn start(self: &Arc<Self>) {
+        self.secrets.spawn_invalidation(self.pool.clone());
         if self.config.jobs.workers > 0 {
             self.start_listener();
         }
