@@ -1,5 +1,5 @@
 -- 0014 · integration plane: an accepted webhook delivery in one statement, the endpoint-secret
--- cache's NOTIFY, and enqueues that wake their own instance's workers without NOTIFY.
+-- cache's NOTIFY, and enqueues whose NOTIFY the server coalesces.
 
 -- Every instance caches its integration endpoints' decrypted webhook secrets
 -- (src/integrations/secrets.rs) and drops them on this notification. Only the columns a cached
@@ -18,14 +18,16 @@ CREATE TRIGGER integration_endpoints_notify_integrations
           OR DELETE OR TRUNCATE ON integration_endpoints
     FOR EACH STATEMENT EXECUTE FUNCTION cityos_notify_integrations();
 
--- NOTIFY cityos_jobs is skipped for an insert whose transaction set cityos.jobs_local_wake: that
--- instance wakes its own workers directly after the commit, and a NOTIFY costs every listening
--- backend of the database a signal and a queue read.
+-- NOTIFY cityos_jobs is skipped for an insert whose transaction set cityos.jobs_notify_deferred:
+-- the server then wakes its own workers directly after the commit and sends one NOTIFY for all
+-- the inserts of a short interval (src/integrations/mod.rs). A NOTIFY per insert serialises the
+-- committing transactions on the notification queue's lock and costs every listening backend of
+-- the database a signal and a queue read; at webhook rates that was a third of PostgreSQL's CPU.
 CREATE OR REPLACE FUNCTION cityos_notify_jobs() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF current_setting('cityos.jobs_local_wake', true) = 'on' THEN
+    IF current_setting('cityos.jobs_notify_deferred', true) = 'on' THEN
         RETURN NULL;
     END IF;
     PERFORM pg_notify('cityos_jobs', TG_TABLE_NAME);
@@ -46,7 +48,7 @@ $$;
 CREATE OR REPLACE FUNCTION cityos_accept_webhook(
     p_request_id text, p_system_type text, p_tenant uuid, p_store uuid, p_store_hint text,
     p_endpoint uuid, p_event_type text, p_external_id text, p_hash text, p_url text,
-    p_headers jsonb, p_body bytea, p_max_attempts integer, p_wake_local boolean,
+    p_headers jsonb, p_body bytea, p_max_attempts integer, p_defer_notify boolean,
     p_confirm boolean, p_confirm_enc bytea, p_confirm_previous boolean,
     OUT log_id uuid, OUT duplicate boolean, OUT stale boolean)
     LANGUAGE plpgsql AS $$
@@ -95,15 +97,15 @@ BEGIN
     DO NOTHING
     RETURNING id INTO log_id;
     IF log_id IS NOT NULL THEN
-        IF p_wake_local THEN
-            PERFORM set_config('cityos.jobs_local_wake', 'on', true);
+        IF p_defer_notify THEN
+            PERFORM set_config('cityos.jobs_notify_deferred', 'on', true);
         END IF;
         INSERT INTO sync_jobs (job_type, tenant_id, store_id, source_collection, source_doc_id,
                                target_system, webhook_log_id, payload, idempotency_key, max_attempts)
         VALUES ('process_webhook', p_tenant, v_store, 'webhook-logs', log_id::text, 'payload', log_id,
                 jsonb_build_object('source', p_system_type, 'eventType', p_event_type),
                 'process_webhook:' || log_id, p_max_attempts);
-        PERFORM set_config('cityos.jobs_local_wake', '', true);
+        PERFORM set_config('cityos.jobs_notify_deferred', '', true);
     ELSE
         duplicate := true;
         SELECT w.id INTO log_id FROM webhook_logs w

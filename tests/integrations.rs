@@ -40,6 +40,26 @@ struct FakeMedusa {
     hang: AtomicBool,
     delay_ms: std::sync::atomic::AtomicU64,
     bodies: Mutex<Vec<(String, String, Value)>>,
+    /// Updates being answered right now, and the most seen at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts an update in flight while it lives.
+struct InFlight<'a>(&'a FakeMedusa);
+
+impl<'a> InFlight<'a> {
+    fn new(m: &'a FakeMedusa) -> InFlight<'a> {
+        let now = m.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        m.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(m)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn authorized(h: &HeaderMap) -> bool {
@@ -61,6 +81,7 @@ async fn fake_update(
     if !authorized(&headers) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthorized"}))).into_response();
     }
+    let _in_flight = InFlight::new(&m);
     if m.hang.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
@@ -978,6 +999,36 @@ async fn four_workers_apply_a_thousand_jobs_exactly_once() {
 }
 
 #[tokio::test]
+async fn a_worker_sends_at_most_its_concurrency_of_requests_at_once() {
+    let (medusa, murl) = start_fake_medusa().await;
+    medusa.add_product("prod_Q");
+    medusa.delay_ms.store(30, Ordering::SeqCst);
+    let app = spawn(&murl, &[]).await;
+    insert_jobs(&app, 40).await;
+    let ix = integrations(
+        &app,
+        &murl,
+        &[("SYNC_CLAIM_BATCH", "16"), ("SYNC_WORKER_CONCURRENCY", "3")],
+    );
+    let workers = queue::spawn_workers(&ix, 1);
+    wait_all_done(&app, 40, 60).await;
+    for w in workers {
+        w.abort();
+    }
+    assert_eq!(
+        queue::counts(&app.pool).await.unwrap(),
+        vec![("success".to_string(), 40)]
+    );
+    assert_eq!(medusa.applied_total(), 40);
+    let most = medusa.max_in_flight.load(Ordering::SeqCst);
+    assert!(
+        (2..=3).contains(&most),
+        "a batch of 16 runs 3 requests at a time, not 1 and not 16: {most}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_killed_worker_s_job_is_finished_by_another_after_its_lease_expires() {
     let (medusa, murl) = start_fake_medusa().await;
     medusa.add_product("prod_Q");
@@ -1681,5 +1732,30 @@ async fn the_secret_cache_serves_repeated_lookups_and_empties_on_notify() {
     }
     assert!(seen, "the new endpoint's secret is a candidate after the NOTIFY");
     assert!(lookup().await.unwrap().cached, "and cached again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn accepted_deliveries_share_a_coalesced_notify_that_other_instances_hear() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&app.pool).await.unwrap();
+    listener.listen("cityos_jobs").await.unwrap();
+    for i in 0..20 {
+        let body = medusa_body(&format!("prod_n{i}"));
+        let h = standard_headers(MEDUSA_SECRET, &format!("msg_n{i}"), now(), body.as_bytes());
+        assert_eq!(post_raw(&app, MEDUSA_PATH, &h, body.into_bytes()).await.0, 200);
+    }
+    // Another instance's idle workers are woken: at least one NOTIFY after the jobs committed…
+    let first = tokio::time::timeout(Duration::from_secs(2), listener.recv()).await;
+    assert!(first.is_ok_and(|n| n.is_ok()), "a NOTIFY cityos_jobs arrives");
+    // …but fewer than one per delivery (a NOTIFY per insert would give 20; the notifier sends
+    // at most one per 20 ms).
+    let mut more = 0;
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), listener.recv()).await {
+        more += 1;
+    }
+    assert!(more < 19, "coalesced: {} NOTIFYs for 20 deliveries", more + 1);
+    assert_eq!(job_count(&app, "process_webhook").await, 20);
     app.stop().await;
 }

@@ -24,6 +24,8 @@ pub mod webhooks;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
@@ -56,7 +58,15 @@ pub struct Integrations {
     pub instance: String,
     /// Inbound webhook secrets per source, cached (NOTIFY cityos_integrations).
     pub secrets: secrets::SecretDirectory,
+    /// Set by [`job_enqueued`](Self::job_enqueued); the notifier sends one NOTIFY for all.
+    notify_pending: Arc<AtomicBool>,
+    notifier: Arc<Notify>,
+    /// The coalescing notifier runs (started by `start`); without it inserts notify themselves.
+    notifier_running: AtomicBool,
 }
+
+/// Enqueues within this interval share one `NOTIFY cityos_jobs` for other instances.
+const NOTIFY_COALESCE: Duration = Duration::from_millis(20);
 
 impl Integrations {
     pub fn new(pool: PgPool, config: Arc<Config>, cipher: Arc<FieldCipher>) -> Arc<Integrations> {
@@ -73,6 +83,9 @@ impl Integrations {
             .unwrap_or_else(|| "cityos".into());
         Arc::new(Integrations {
             secrets: secrets::SecretDirectory::new(&config),
+            notify_pending: Arc::new(AtomicBool::new(false)),
+            notifier: Arc::new(Notify::new()),
+            notifier_running: AtomicBool::new(false),
             pool,
             config,
             cipher,
@@ -85,6 +98,7 @@ impl Integrations {
     /// Starts the secret caches' listeners, the jobs NOTIFY listener, the workers (`SYNC_WORKERS`) and, when enabled, the scheduler.
     pub fn start(self: &Arc<Self>) {
         self.secrets.spawn_invalidation(self.pool.clone());
+        self.spawn_notifier();
         if self.config.jobs.workers > 0 {
             self.start_listener();
         }
@@ -92,5 +106,50 @@ impl Integrations {
         if self.config.jobs.scheduler_enabled {
             scheduler::spawn(self.clone());
         }
+    }
+}
+
+impl Integrations {
+    /// Whether an insert may leave its `NOTIFY cityos_jobs` to [`job_enqueued`](Self::job_enqueued)
+    /// (the statement then sets `cityos.jobs_notify_deferred`, migration 0014).
+    pub fn defers_notify(&self) -> bool {
+        self.notifier_running.load(Ordering::Acquire)
+    }
+
+    /// A job was committed by a statement that deferred its NOTIFY: wake this instance's idle
+    /// workers now, and let the notifier tell the other instances (one NOTIFY per interval,
+    /// however many jobs arrived in it).
+    pub fn job_enqueued(&self) {
+        self.wake.notify_waiters();
+        if !self.notify_pending.swap(true, Ordering::AcqRel) {
+            self.notifier.notify_one();
+        }
+    }
+
+    /// The task behind [`job_enqueued`](Self::job_enqueued). A NOTIFY that fails is not retried:
+    /// idle workers elsewhere still poll every `SYNC_POLL_INTERVAL_MS`.
+    fn spawn_notifier(self: &Arc<Self>) {
+        self.notifier_running.store(true, Ordering::Release);
+        let (pool, pending, notifier) = (
+            self.pool.clone(),
+            self.notify_pending.clone(),
+            self.notifier.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                notifier.notified().await;
+                if pool.is_closed() {
+                    return;
+                }
+                pending.store(false, Ordering::Release);
+                if let Err(e) = sqlx::query("SELECT pg_notify('cityos_jobs', 'sync_jobs')")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "coalesced job NOTIFY failed");
+                }
+                tokio::time::sleep(NOTIFY_COALESCE).await;
+            }
+        });
     }
 }

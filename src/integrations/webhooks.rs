@@ -444,15 +444,15 @@ enum Accepted {
 /// The accepted delivery in one statement outside a transaction (`cityos_accept_webhook`,
 /// migration 0014): its log row and its processing job, or a `duplicate` row pointing at the
 /// first delivery, committed before the answer. `confirm` is the cached secret that verified it,
-/// which the statement checks against the table. When this instance runs workers, they are
-/// woken directly and the insert sends no NOTIFY.
+/// which the statement checks against the table. The job's NOTIFY is left to
+/// [`Integrations::job_enqueued`], which wakes this instance's workers at once and coalesces the
+/// NOTIFY for other instances.
 async fn accept(
     ix: &Integrations,
     row: &LogRow,
     store_hint: Option<&str>,
     confirm: Option<&Candidate>,
 ) -> Result<Accepted, sqlx::Error> {
-    let wake_local = ix.config.jobs.workers > 0;
     let (id, duplicate, stale): (Option<Uuid>, bool, bool) = sqlx::query_as(
         "SELECT log_id, duplicate, stale FROM cityos_accept_webhook(
              $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
@@ -470,7 +470,7 @@ async fn accept(
     .bind(&row.headers)
     .bind(row.body.as_deref())
     .bind(ix.config.jobs.max_attempts)
-    .bind(wake_local)
+    .bind(ix.defers_notify())
     .bind(confirm.is_some())
     .bind(confirm.and_then(Candidate::stored))
     .bind(confirm.is_some_and(|c| c.previous))
@@ -479,8 +479,8 @@ async fn accept(
     if stale {
         return Ok(Accepted::Stale);
     }
-    if wake_local && !duplicate {
-        ix.wake.notify_waiters();
+    if !duplicate {
+        ix.job_enqueued();
     }
     Ok(Accepted::Logged { id, duplicate })
 }
