@@ -6,7 +6,8 @@
 # The deliveries are generated and signed before the timed window (unique ids, timestamps of
 # "now", well inside WEBHOOK_REPLAY_WINDOW_SECONDS), one file per run, and wrk replays them with
 # scripts/bench-webhooks.lua, so the load generator costs little CPU and the server never sees a
-# redelivery. After each run the accepted log rows are counted through the REST API.
+# redelivery. After each run the accepted log rows are counted through the REST API, and the CPU
+# time the server, PostgreSQL (postmaster and children) and wrk used is divided by them.
 # Prints a Markdown table and writes it to target/bench/webhooks.md.
 #
 # Env: CITYOS_BIN (target/release/cityos), BENCH_PORT (3093), BENCH_RUNS (3),
@@ -52,6 +53,7 @@ stop_server() {
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
+LOAD_BEFORE="$(uptime | sed 's/.*load average: //')"
 rm -rf "$DATA_DIR"
 env CITYOS_DATA_DIR="$DATA_DIR" PORT="$PORT" HOST=127.0.0.1 APP_ENV=development LOG_LEVEL=warn \
   MEDUSA_WEBHOOK_SECRET="$SECRET" SYNC_WORKERS="${SYNC_WORKERS:-0}" \
@@ -91,6 +93,19 @@ with open(path, "w") as out:
 PY
 }
 
+# CPU ticks (1/100 s) used so far by a process, or by the postmaster and all its children.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() {
+  local pm="$1" t=0 f
+  t=$(ticks "$pm")
+  for f in /proc/[0-9]*/stat; do
+    awk -v pm="$pm" '{ if ($4 == pm) { s += $14 + $15 } } END { print s + 0 }' "$f" 2>/dev/null
+  done | awk -v t="$t" '{ s += $1 } END { print s + t }'
+}
+PM_FILE="$(find "$DATA_DIR" -maxdepth 3 -name postmaster.pid 2>/dev/null | head -n 1)"
+PM="$(head -n 1 "$PM_FILE" 2>/dev/null || true)"
+[ -n "$PM" ] || log "WARNING: postmaster not found under $DATA_DIR: no PostgreSQL CPU figures"
+
 ROWS=()
 for ((run = 1; run <= RUNS; run++)); do
   file="$WORK/deliveries-$run.tsv"
@@ -98,8 +113,11 @@ for ((run = 1; run <= RUNS; run++)); do
   before="$(received)"
   out="$WORK/wrk-$run.txt"
   log "run $run: wrk -t$THREADS -c$CONNS -d$DURATION ($(uptime | sed 's/.*load average: //'))"
-  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$LUA" \
+  s0="$(ticks "$SERVER_PID")"; p0="$(pg_ticks "${PM:-0}")"
+  /usr/bin/time -f 'wrk-cpu: %U %S' -o "$out.time" \
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$LUA" \
     "$BASE/api/integrations/medusa/webhook" -- "$file" "$THREADS" >"$out" 2>&1 || log "wrk exited non-zero (see $out)"
+  s1="$(ticks "$SERVER_PID")"; p1="$(pg_ticks "${PM:-0}")"
   after="$(received)"
   rps="$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")"
   reqs="$(awk '/requests in/ {print $1}' "$out")"
@@ -108,15 +126,19 @@ for ((run = 1; run <= RUNS; run++)); do
   p50="$(awk '$1 == "50%" {print $2}' "$out")"
   p99="$(awk '$1 == "99%" {print $2}' "$out")"
   rm -f "$file"
+  n=$((after - before))
+  # CPU µs per accepted delivery: server, PostgreSQL, wrk.
+  cpu="$(awk -v n="$n" -v s=$((s1 - s0)) -v p=$((p1 - p0)) '/^wrk-cpu:/ { w = ($2 + $3) * 100 }
+    END { if (n > 0) printf "%.0f / %.0f / %.0f", s * 10000 / n, p * 10000 / n, w * 10000 / n }' "$out.time")"
   [ "${wrapped:-0}" = 0 ] || log "WARNING: run $run replayed deliveries (raise BENCH_WEBHOOKS)"
-  log "run $run: $rps req/s, p50 $p50, p99 $p99, $reqs requests, ${non2xx:-0} non-2xx, $((after - before)) rows"
-  ROWS+=("| $run | $rps | $p50 | $p99 | $reqs | ${non2xx:-0} | $((after - before)) |")
+  log "run $run: $rps req/s, p50 $p50, p99 $p99, $reqs requests, ${non2xx:-0} non-2xx, $n rows, CPU µs/delivery $cpu"
+  ROWS+=("| $run | $rps | $p50 | $p99 | $reqs | ${non2xx:-0} | $n | $cpu |")
 done
 
 {
-  echo "Webhook ingest, wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) cores; load before: $(uptime | sed 's/.*load average: //')"
+  echo "Webhook ingest, wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) cores; load average before: $LOAD_BEFORE, after: $(uptime | sed 's/.*load average: //')"
   echo
-  echo "| run | req/s | p50 | p99 | requests | non-2xx | rows received |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| run | req/s | p50 | p99 | requests | non-2xx | rows received | CPU µs per delivery: server / PostgreSQL / wrk |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${ROWS[@]}"
 } | tee "$WORK/../webhooks.md"

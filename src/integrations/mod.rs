@@ -111,7 +111,7 @@ impl Integrations {
 
 impl Integrations {
     /// Whether an insert may leave its `NOTIFY cityos_jobs` to [`job_enqueued`](Self::job_enqueued)
-    /// (the statement then sets `cityos.jobs_notify_deferred`, migration 0014).
+    /// (the statement then sets `cityos.jobs_notify_deferred`, migration 0016).
     pub fn defers_notify(&self) -> bool {
         self.notifier_running.load(Ordering::Acquire)
     }

@@ -2,7 +2,7 @@
 //! query and no decryption.
 //!
 //! Per source, the enabled integration endpoints with a webhook secret are loaded (and
-//! decrypted) once and dropped on `NOTIFY cityos_integrations` (migration 0014) or at once when
+//! decrypted) once and dropped on `NOTIFY cityos_integrations` (migration 0016) or at once when
 //! this instance writes an endpoint; tenant hints (uuid or handle) resolve through a second cache
 //! dropped on `NOTIFY cityos_context`. Both are bypassed while their listener is down.
 //!

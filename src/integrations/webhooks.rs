@@ -442,7 +442,7 @@ enum Accepted {
 }
 
 /// The accepted delivery in one statement outside a transaction (`cityos_accept_webhook`,
-/// migration 0014): its log row and its processing job, or a `duplicate` row pointing at the
+/// migration 0016): its log row and its processing job, or a `duplicate` row pointing at the
 /// first delivery, committed before the answer. `confirm` is the cached secret that verified it,
 /// which the statement checks against the table. The job's NOTIFY is left to
 /// [`Integrations::job_enqueued`], which wakes this instance's workers at once and coalesces the

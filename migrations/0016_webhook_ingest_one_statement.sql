@@ -1,4 +1,4 @@
--- 0014 · integration plane: an accepted webhook delivery in one statement, the endpoint-secret
+-- 0016 · integration plane: an accepted webhook delivery in one statement, the endpoint-secret
 -- cache's NOTIFY, and enqueues whose NOTIFY the server coalesces.
 
 -- Every instance caches its integration endpoints' decrypted webhook secrets
