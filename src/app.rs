@@ -20,9 +20,21 @@ use crate::config::Config;
 use crate::db::{self, Database};
 use crate::http::{self, cors::CorsPolicy};
 
-/// Everything a handler may need; cheap to clone. Handlers take only their part via `FromRef`.
+/// Everything a handler may need; cheap to clone (one reference count: every request clones
+/// the state for each extractor, and a struct of many `Arc`s made that many contended atomic
+/// updates). Handlers take only their part via `FromRef`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub registry: Arc<Registry>,
@@ -95,10 +107,13 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {addr} (PORT/HOST)"))?;
         let state = AppState::new(config, db.pool.clone());
-        state.tenants.spawn_invalidation(db.pool.clone());
-        state.principals.spawn(db.pool.clone(), "cityos_auth");
-        state.public_cache.spawn(db.pool.clone());
-        state.hosts.spawn_invalidation(db.pool.clone());
+        let listeners = crate::notify::Listeners::new();
+        state.tenants.listen(&listeners);
+        state.principals.listen(&listeners, "cityos_auth");
+        state.public_cache.listen(&listeners);
+        state.hosts.listen(&listeners);
+        listeners.start(db.pool.clone());
+        state.public_cache.start_announcer(db.pool.clone());
         if let Some(kc) = &state.keycloak {
             kc.spawn_refresh(Duration::from_secs(
                 state.config.keycloak.jwks_refresh_secs.max(1),
@@ -163,7 +178,7 @@ impl AppState {
             crate::integrations::Integrations::new(pool.clone(), config.clone(), cipher.clone());
         // Policy files given by CERBOS_POLICY_DIR were loaded once in Config::from_vars.
         let authz = crate::authz::Authorizer::new(&config.cerbos).expect("policies load");
-        AppState {
+        AppState(Arc::new(Shared {
             integrations,
             authz: Arc::new(authz),
             public_cache: Arc::new(crate::collections::public_cache::PublicCache::new(
@@ -190,7 +205,7 @@ impl AppState {
             auth,
             cors,
             config,
-        }
+        }))
     }
 }
 

@@ -1,7 +1,11 @@
-//! LISTEN/NOTIFY plumbing shared by the per-instance caches: one connection per channel,
-//! reconnected with back-off; while it is down the cache is marked not live (and bypassed),
-//! and every reconnect clears it, so a notification missed in between can never leave a stale
-//! entry behind.
+//! LISTEN/NOTIFY plumbing shared by the per-instance caches: one connection for all of the
+//! instance's channels ([`Listeners`]), reconnected with back-off; while it is down the caches
+//! are marked not live (and bypassed), and every reconnect clears them, so a notification missed
+//! in between can never leave a stale entry behind.
+//!
+//! One connection rather than one per channel: PostgreSQL signals every listening backend of the
+//! database on each committed NOTIFY, whatever its channel, so each extra listener costs a
+//! signal, a wake-up and a context switch on every write of every instance.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,6 +49,111 @@ pub fn spawn_listener(
             backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     })
+}
+
+/// What a channel's notification does, and the flag saying whether it is being heard.
+#[derive(Clone)]
+struct Subscription {
+    channel: &'static str,
+    /// Notifications with this payload are not for us (our own announcements).
+    ignore: Option<String>,
+    live: Arc<AtomicBool>,
+    on_notify: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// The instance's LISTEN connection: subscribe every channel, then [`start`](Self::start) once.
+#[derive(Default)]
+pub struct Listeners {
+    subscriptions: std::sync::Mutex<Vec<Subscription>>,
+}
+
+impl Listeners {
+    pub fn new() -> Arc<Listeners> {
+        Arc::new(Listeners::default())
+    }
+
+    /// `on_notify` runs on every notification of `channel` and whenever the connection is
+    /// (re)established or lost; `live` is true only while the channel is being listened to.
+    pub fn subscribe(
+        &self,
+        channel: &'static str,
+        live: Arc<AtomicBool>,
+        on_notify: Arc<dyn Fn() + Send + Sync>,
+    ) {
+        self.subscribe_except(channel, None, live, on_notify);
+    }
+
+    /// [`subscribe`](Self::subscribe), skipping notifications whose payload is `ignore`.
+    pub fn subscribe_except(
+        &self,
+        channel: &'static str,
+        ignore: Option<String>,
+        live: Arc<AtomicBool>,
+        on_notify: Arc<dyn Fn() + Send + Sync>,
+    ) {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Subscription {
+                channel,
+                ignore,
+                live,
+                on_notify,
+            });
+    }
+
+    /// Listens to every subscribed channel on one connection, until the pool closes.
+    pub fn start(self: &Arc<Self>, pool: PgPool) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                let subs: Vec<Subscription> = this
+                    .subscriptions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let mut channels: Vec<&str> = subs.iter().map(|s| s.channel).collect();
+                channels.sort_unstable();
+                channels.dedup();
+                let all = |f: &dyn Fn(&AtomicBool, &(dyn Fn() + Send + Sync))| {
+                    for s in &subs {
+                        f(&s.live, s.on_notify.as_ref());
+                    }
+                };
+                match PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => {
+                        if listener.listen_all(channels.iter().copied()).await.is_ok() {
+                            all(&|live, on_notify| {
+                                on_notify();
+                                live.store(true, Ordering::Release);
+                            });
+                            backoff = Duration::from_millis(200);
+                            // None or an error: the connection is gone.
+                            while let Ok(Some(n)) = listener.try_recv().await {
+                                for s in subs.iter().filter(|s| {
+                                    s.channel == n.channel() && s.ignore.as_deref() != Some(n.payload())
+                                }) {
+                                    (s.on_notify)();
+                                }
+                            }
+                            all(&|live, on_notify| {
+                                live.store(false, Ordering::Release);
+                                on_notify();
+                            });
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "cache listener cannot connect"),
+                }
+                all(&|live, _| live.store(false, Ordering::Release));
+                if pool.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        })
+    }
 }
 
 /// A per-instance cache emptied by a NOTIFY channel. Lookups bypass it while the listener is
@@ -105,9 +214,24 @@ impl<V: Clone + Send + Sync + 'static> NotifiedCache<V> {
         map.clear();
     }
 
-    /// Starts the listener that keeps this cache honest.
-    pub fn spawn(self: &Arc<Self>, pool: PgPool, channel: &'static str) -> tokio::task::JoinHandle<()> {
+    /// Empties this cache on every notification of `channel` (and while it is not heard).
+    pub fn listen(self: &Arc<Self>, listeners: &Listeners, channel: &'static str) {
+        self.listen_except(listeners, channel, None);
+    }
+
+    /// [`listen`](Self::listen), ignoring notifications whose payload is `ignore`.
+    pub fn listen_except(
+        self: &Arc<Self>,
+        listeners: &Listeners,
+        channel: &'static str,
+        ignore: Option<String>,
+    ) {
         let cache = Arc::clone(self);
-        spawn_listener(pool, channel, self.live.clone(), Arc::new(move || cache.clear()))
+        listeners.subscribe_except(
+            channel,
+            ignore,
+            self.live.clone(),
+            Arc::new(move || cache.clear()),
+        );
     }
 }

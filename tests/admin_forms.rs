@@ -706,3 +706,442 @@ async fn a_cross_site_sign_in_post_is_refused() {
     assert_eq!(res.status(), 303);
     app.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Uploads from admin forms: the media form's own file, and new files beside upload pickers.
+
+/// A multipart form part: text, or a file input `(name, filename, bytes)`.
+enum Part<'a> {
+    Text(&'a str, &'a str),
+    File(&'a str, &'a str, &'a [u8]),
+}
+
+const FORM_BOUNDARY: &str = "----cityos-admin-form-4vZ8mQ2";
+
+/// Posts a browser-shaped multipart form (parts in the order given, as in the document).
+async fn post_multipart(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    parts: &[Part<'_>],
+) -> (u16, String, Option<String>) {
+    let mut body = Vec::new();
+    for p in parts {
+        match p {
+            Part::Text(name, value) => body.extend_from_slice(
+                format!(
+                    "--{FORM_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            ),
+            Part::File(name, filename, bytes) => {
+                body.extend_from_slice(
+                    format!(
+                        "--{FORM_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
+                         Content-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(bytes);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    body.extend_from_slice(format!("--{FORM_BOUNDARY}--\r\n").as_bytes());
+    let res = app
+        .client
+        .post(app.url(path))
+        .header("Cookie", cookie)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={FORM_BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, res.text().await.unwrap(), location)
+}
+
+/// The app with its own media directory (and upload limit).
+async fn media_app(max_bytes: &str) -> (TestApp, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("cityos-admin-media-{}", uuid::Uuid::new_v4()));
+    let url = common::fresh_database().await;
+    let dir_s = dir.to_string_lossy().to_string();
+    let app = TestApp::spawn_on(&url, &[("MEDIA_DIR", &dir_s), ("MEDIA_MAX_BYTES", max_bytes)]).await;
+    (app, dir)
+}
+
+/// Files in the staging area (a refused upload must leave none behind).
+fn staged_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join(".incoming"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+async fn media_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM media")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// The HTML of a field's wrapper (`data-field="…"`), up to the next field.
+fn field_html<'h>(html: &'h str, name: &str) -> &'h str {
+    let at = html
+        .find(&format!("data-field=\"{name}\""))
+        .unwrap_or_else(|| panic!("field {name} in {html}"));
+    let rest = &html[at..];
+    let end = rest[1..].find("data-field=").map_or(rest.len(), |e| e + 1);
+    &rest[..end]
+}
+
+#[tokio::test]
+async fn the_media_form_uploads_a_file_through_the_media_engine() {
+    let (app, dir) = media_app("200000").await;
+    let cookie = admin_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, html) = page(&app, &cookie, "/admin/c/media/new").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("enctype=\"multipart/form-data\""), "{html}");
+    assert!(html.contains("<input type=\"file\" name=\"file\""));
+    assert!(html.contains("<label for=\"f-file\">File"));
+    let csrf = csrf_of(&html);
+    let png = common::media::png(8, 6);
+    let before = media_count(&app).await;
+
+    // CSRF is the first part and is checked before the file is read: nothing is staged.
+    let (status, _, _) = post_multipart(
+        &app,
+        &cookie,
+        "/admin/c/media/new",
+        &[
+            Part::File("file", "x.png", &png),
+            Part::Text("_csrf", &csrf),
+            Part::Text("alt", "No token first"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = post_multipart(
+        &app,
+        &cookie,
+        "/admin/c/media/new",
+        &[
+            Part::Text("_csrf", &"0".repeat(64)),
+            Part::File("file", "x.png", &png),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(staged_files(&dir), 0);
+    assert_eq!(media_count(&app).await, before);
+
+    // No file: the error is on the file input, the typed values stay.
+    let (status, html, _) = post_multipart(
+        &app,
+        &cookie,
+        "/admin/c/media/new",
+        &[
+            Part::Text("_csrf", &csrf),
+            Part::File("file", "", b""),
+            Part::Text("alt", "Kept alt"),
+            Part::Text("tenant", FASHIONISTA),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(field_html(&html, "file").contains("Choose a file to upload."));
+    assert!(html.contains("value=\"Kept alt\""));
+
+    // Bytes that are not an allowed type: the engine's sniffing refuses them, inline.
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>";
+    let (status, html, _) = post_multipart(
+        &app,
+        &cookie,
+        "/admin/c/media/new",
+        &[
+            Part::Text("_csrf", &csrf),
+            Part::File("file", "logo.svg", svg),
+            Part::Text("alt", "Kept alt"),
+            Part::Text("tenant", FASHIONISTA),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    let file = field_html(&html, "file");
+    assert!(file.contains("This file type is not allowed"), "{file}");
+    assert!(file.contains("aria-invalid=\"true\""));
+    // A required field missing: the engine's validation, beside its input.
+    let (status, html, _) = post_multipart(
+        &app,
+        &cookie,
+        "/admin/c/media/new",
+        &[
+            Part::Text("_csrf", &csrf),
+            Part::File("file", "photo.png", &png),
+            Part::Text("alt", ""),
+            Part::Text("caption", "Kept caption"),
+            Part::Text("tenant", FASHIONISTA),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(field_html(&html, "alt").contains("This field is required."));
+    assert!(html.contains("value=\"Kept caption\""));
+    assert_eq!(media_count(&app).await, before);
+
+    // Over MEDIA_MAX_BYTES: refused on the input, and the fields after the file still arrive.
+    let big = vec![0x89u8; 300_000];
+    let (status, html, _) = post_multipart(
+        &app,
+        &cookie,
+        "/admin/c/media/new",
+        &[
+            Part::Text("_csrf", &csrf),
+            Part::File("file", "big.png", &big),
+            Part::Text("alt", "Typed after the file"),
+            Part::Text("tenant", FASHIONISTA),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(field_html(&html, "file").contains("larger than the upload limit"));
+    assert!(html.contains("value=\"Typed after the file\""));
+    assert_eq!(staged_files(&dir), 0);
+
+    // A real image: created in the chosen tenant, the file stored, served over REST.
+    let (status, html, location) = post_multipart(
+        &app,
+        &cookie,
+        "/admin/c/media/new",
+        &[
+            Part::Text("_csrf", &csrf),
+            Part::File("file", "shop front.png", &png),
+            Part::Text("alt", "The shop front"),
+            Part::Text("tenant", FASHIONISTA),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{html}");
+    let location = location.unwrap();
+    assert!(location.ends_with("?msg=created"), "{location}");
+    let id = location
+        .trim_start_matches("/admin/c/media/")
+        .trim_end_matches("?msg=created");
+    let (tenant, filename, mime, width, key): (String, String, String, i32, String) = sqlx::query_as(
+        "SELECT tenant_id::text, filename, mime_type, width, storage_key FROM media WHERE id = $1::uuid",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (tenant.as_str(), filename.as_str(), mime.as_str(), width),
+        (FASHIONISTA, "shop front.png", "image/png", 8)
+    );
+    assert_eq!(std::fs::read(dir.join(&key)).unwrap(), png);
+    let token = app.admin_token().await;
+    let res = app
+        .get_as(&format!("/api/media/file/{FASHIONISTA}/shop%20front.png"), &token)
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), png.as_slice());
+
+    // The edit form links the current file and replaces it (the old object goes).
+    let (_, html) = page(&app, &cookie, &format!("/admin/c/media/{id}")).await;
+    assert!(html.contains("Replace the file"));
+    assert!(html.contains(">shop front.png</a>"));
+    let jpeg = common::media::jpeg(4, 4);
+    let (status, html, _) = post_multipart(
+        &app,
+        &cookie,
+        &format!("/admin/c/media/{id}"),
+        &[
+            Part::Text("_csrf", &csrf),
+            Part::File("file", "replaced.jpg", &jpeg),
+            Part::Text("alt", "The shop front, new"),
+            Part::Text("tenant", FASHIONISTA),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{html}");
+    let (filename, new_key): (String, String) =
+        sqlx::query_as("SELECT filename, storage_key FROM media WHERE id = $1::uuid")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(filename, "replaced.jpg");
+    assert_eq!(std::fs::read(dir.join(&new_key)).unwrap(), jpeg);
+    assert!(!dir.join(&key).exists(), "the replaced object is removed");
+    // Saving without a new file keeps the stored one.
+    let (status, _, _) = post_multipart(
+        &app,
+        &cookie,
+        &format!("/admin/c/media/{id}"),
+        &[
+            Part::Text("_csrf", &csrf),
+            Part::File("file", "", b""),
+            Part::Text("alt", "Only the alt changes"),
+            Part::Text("tenant", FASHIONISTA),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (alt, same_key): (String, String) =
+        sqlx::query_as("SELECT alt, storage_key FROM media WHERE id = $1::uuid")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (alt.as_str(), same_key.as_str()),
+        ("Only the alt changes", new_key.as_str())
+    );
+    assert_eq!(staged_files(&dir), 0);
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_upload_picker_takes_a_new_file_and_selects_it() {
+    let (app, dir) = media_app("200000").await;
+    let cookie = admin_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, html) = page(&app, &cookie, "/admin/c/pages/new").await;
+    assert!(html.contains("enctype=\"multipart/form-data\""));
+    let csrf = csrf_of(&html);
+    // Adding a hero block (a row edit, nothing saved) shows its image picker with a file input.
+    let (status, html, _) = post(
+        &app,
+        &cookie,
+        "/admin/c/pages/new",
+        &[
+            ("_csrf", csrf.as_str()),
+            ("tenant", FASHIONISTA),
+            ("_present", "layout"),
+            ("_block.layout", "hero"),
+            ("_op", "add:layout"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("<select id=\"f-layout-0-image\" name=\"layout.0.image\""),
+        "{html}"
+    );
+    assert!(html.contains("name=\"layout.0.image._file\""));
+    assert!(html.contains("<label for=\"f-layout-0-image-alt\">"));
+    let png = common::media::png(5, 5);
+    let page_parts = |alt: &'static str| {
+        vec![
+            ("tenant", FASHIONISTA),
+            ("title", "Hero with upload"),
+            ("slug", "hero-with-upload"),
+            ("status", "draft"),
+            ("_present", "layout"),
+            ("layout.0._row", "1"),
+            ("layout.0.blockType", "hero"),
+            ("layout.0.title", "Hero"),
+            ("layout.0.image", ""),
+            ("layout.0.image._alt", alt),
+        ]
+    };
+    let with_file = |fields: &[(&'static str, &'static str)]| {
+        let mut parts = vec![Part::Text("_csrf", csrf.as_str())];
+        for (k, v) in fields {
+            if *k == "layout.0.image._alt" {
+                parts.push(Part::File("layout.0.image._file", "hero.png", png.as_slice()));
+            }
+            parts.push(Part::Text(k, v));
+        }
+        parts
+    };
+
+    // No alt text: the media engine's validation, on the alt input; nothing is created.
+    let (status, html, _) =
+        post_multipart(&app, &cookie, "/admin/c/pages/new", &with_file(&page_parts(""))).await;
+    assert_eq!(status, 422, "{html}");
+    let at = html.find("id=\"f-layout-0-image-alt\"").unwrap();
+    assert!(
+        html[at..at + 400].contains("This field is required."),
+        "{}",
+        &html[at..at + 400]
+    );
+    assert!(html.contains("value=\"Hero with upload\""));
+    assert_eq!(media_count(&app).await, 0);
+    let pages: i64 = sqlx::query_scalar("SELECT count(*) FROM pages WHERE slug = 'hero-with-upload'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(pages, 0);
+
+    // With alt text: the file becomes a media document of the page's tenant, and the image.
+    let (status, html, location) = post_multipart(
+        &app,
+        &cookie,
+        "/admin/c/pages/new",
+        &with_file(&page_parts("Hero image")),
+    )
+    .await;
+    assert_eq!(status, 303, "{html}");
+    let page_id = location
+        .unwrap()
+        .trim_start_matches("/admin/c/pages/")
+        .trim_end_matches("?msg=created")
+        .to_string();
+    let (media_id, tenant, alt): (String, String, String) =
+        sqlx::query_as("SELECT id::text, tenant_id::text, alt FROM media WHERE filename = 'hero.png'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((tenant.as_str(), alt.as_str()), (FASHIONISTA, "Hero image"));
+    let token = app.admin_token().await;
+    let (status, doc) =
+        common::json(app.get_as(&format!("/api/pages/{page_id}?depth=0"), &token).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["layout"][0]["image"], media_id.as_str());
+    // The edit form shows it selected.
+    let (_, html) = page(&app, &cookie, &format!("/admin/c/pages/{page_id}")).await;
+    assert!(
+        html.contains(&format!(
+            "<option value=\"{media_id}\" selected>hero.png</option>"
+        )),
+        "{html}"
+    );
+
+    // The upload runs with the caller's access: a tenant admin naming another tenant gets
+    // neither the page nor a media document there.
+    app.member("ta-upload@fashionista.test", FASHIONISTA, &["tenant_admin"])
+        .await;
+    let ta = admin_login(&app, "ta-upload@fashionista.test", "member-password-123").await;
+    let (_, html) = page(&app, &ta, "/admin/c/pages/new").await;
+    let ta_csrf = csrf_of(&html);
+    let mut parts = vec![Part::Text("_csrf", ta_csrf.as_str())];
+    for (k, v) in page_parts("Other tenant?") {
+        let v = match k {
+            "tenant" => RIYADH_EATS,
+            "slug" => "ta-hero",
+            _ => v,
+        };
+        if k == "layout.0.image._alt" {
+            parts.push(Part::File("layout.0.image._file", "ta.png", png.as_slice()));
+        }
+        parts.push(Part::Text(k, v));
+    }
+    let (status, _, _) = post_multipart(&app, &ta, "/admin/c/pages/new", &parts).await;
+    assert_ne!(status, 303, "a tenant admin cannot write into another tenant");
+    let foreign: i64 = sqlx::query_scalar("SELECT count(*) FROM media WHERE tenant_id = $1::uuid")
+        .bind(RIYADH_EATS)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(foreign, 0, "no media lands in another tenant");
+    assert_eq!(staged_files(&dir), 0);
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

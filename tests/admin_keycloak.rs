@@ -1,167 +1,11 @@
-//! "Sign in with Keycloak" in the admin: the authorization-code flow with PKCE, end to end.
-//! The OIDC stand-in has no authorization endpoint, so the test puts a small front before it
-//! that auto-approves (`/auth`), redeems codes only with the right verifier (`/token`,
-//! `authorization_code`), and forwards everything else (discovery, JWKS, minting) to it.
+//! "Sign in with Keycloak" in the admin over HTTP: the authorization-code flow with PKCE,
+//! state and nonce, end to end against the auto-approving provider of
+//! `common/oidc_provider.rs` (the browser runs the same flow in tests/admin_browser.rs).
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
-use common::oidc::OidcStandIn;
+use common::oidc_provider::{OidcProvider, KC_BUYER, KC_TENANT_ADMIN};
 use common::TestApp;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-
-/// A code's challenge, redirect URI and client.
-type Grant = (String, String, String);
-
-#[derive(Clone)]
-struct Front {
-    upstream: String,
-    codes: Arc<Mutex<HashMap<String, Grant>>>,
-    client: reqwest::Client,
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    cityos::util::base64url_encode(bytes)
-}
-
-async fn front(
-    State(f): State<Front>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_string();
-    if path.ends_with("/protocol/openid-connect/auth") {
-        let q: HashMap<String, String> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-        if q.get("code_challenge_method").map(String::as_str) != Some("S256")
-            || !q.contains_key("code_challenge")
-        {
-            return (StatusCode::BAD_REQUEST, "PKCE S256 required").into_response();
-        }
-        let code = uuid::Uuid::new_v4().simple().to_string();
-        f.codes.lock().unwrap().insert(
-            code.clone(),
-            (
-                q["code_challenge"].clone(),
-                q["redirect_uri"].clone(),
-                q["client_id"].clone(),
-            ),
-        );
-        let location = format!("{}?code={code}&state={}", q["redirect_uri"], q["state"]);
-        return (StatusCode::FOUND, [("location", location)]).into_response();
-    }
-    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    if path.ends_with("/protocol/openid-connect/token")
-        && form.get("grant_type").map(String::as_str) == Some("authorization_code")
-    {
-        let entry = f
-            .codes
-            .lock()
-            .unwrap()
-            .remove(form.get("code").map(String::as_str).unwrap_or(""));
-        let Some((challenge, redirect_uri, client_id)) = entry else {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({"error": "invalid_grant"})),
-            )
-                .into_response();
-        };
-        let verifier = form.get("code_verifier").cloned().unwrap_or_default();
-        if b64url(&Sha256::digest(verifier.as_bytes())) != challenge
-            || form.get("redirect_uri") != Some(&redirect_uri)
-            || form.get("client_id") != Some(&client_id)
-        {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(
-                    json!({"error": "invalid_grant", "error_description": "PKCE verification failed"}),
-                ),
-            )
-                .into_response();
-        }
-        let minted: Value = f
-            .client
-            .post(format!("{}/test/mint", f.upstream))
-            .json(
-                &json!({"sub": "kc-admin-ui", "email": "kc-admin@fashionista.test",
-                "clientRoles": {"cms-orchestrator": ["tenant-admin"]}, "tenantId": "fashionista-sa"}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        return axum::Json(
-            json!({"access_token": minted["access_token"], "expires_in": 300, "token_type": "Bearer"}),
-        )
-        .into_response();
-    }
-    // Everything else: the stand-in itself.
-    let mut req = f
-        .client
-        .request(
-            method,
-            format!(
-                "{}{}",
-                f.upstream,
-                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-            ),
-        )
-        .body(body);
-    if let Some(ct) = headers.get("content-type") {
-        req = req.header("content-type", ct);
-    }
-    match req.send().await {
-        Ok(r) => {
-            let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
-            let ct = r
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("application/json")
-                .to_string();
-            (
-                status,
-                [("content-type", ct)],
-                r.bytes().await.unwrap_or_default(),
-            )
-                .into_response()
-        }
-        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
-    }
-}
-
-async fn idp() -> (OidcStandIn, tokio::task::JoinHandle<()>) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = Front {
-        upstream: format!("http://127.0.0.1:{port}"),
-        codes: Arc::default(),
-        client: reqwest::Client::new(),
-    };
-    let router = Router::new().fallback(front).with_state(state);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    (OidcStandIn::start_behind(port, &base).await, server)
-}
 
 fn cookies_of(res: &reqwest::Response) -> Vec<String> {
     res.headers()
@@ -171,24 +15,28 @@ fn cookies_of(res: &reqwest::Response) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn keycloak_sign_in_runs_the_code_flow_with_pkce() {
-    let (oidc, front) = idp().await;
+async fn app_for(idp: &OidcProvider) -> TestApp {
     let url = common::fresh_database().await;
-    let env: Vec<(String, String)> = oidc.env();
+    let env: Vec<(String, String)> = idp.env();
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = TestApp::spawn_on(&url, &env_ref).await;
+    TestApp::spawn_on(&url, &env_ref).await
+}
 
-    let login = app.get("/admin/login").await.text().await.unwrap();
-    assert!(login.contains("href=\"/admin/login/keycloak\""));
-
-    // 1. To the authorization endpoint, with a S256 challenge and a state.
+/// One round to the IdP: (flow cookie, the callback URL the IdP sends the browser to).
+async fn authorize(app: &TestApp, idp: &OidcProvider) -> (String, String) {
     let res = app.get("/admin/login/keycloak").await;
     assert_eq!(res.status(), 303);
-    let flow_cookie = cookies_of(&res).into_iter().next().expect("flow cookie");
+    let flow = cookies_of(&res)
+        .into_iter()
+        .find(|c| c.starts_with("cityos-admin-oidc="))
+        .expect("flow cookie");
     let authorize = res.headers()["location"].to_str().unwrap().to_string();
-    assert!(authorize.starts_with(&oidc.issuer()) && authorize.contains("code_challenge_method=S256"));
-    // 2. The IdP approves and sends the browser back with a code.
+    assert!(
+        authorize.starts_with(&idp.issuer())
+            && authorize.contains("code_challenge_method=S256")
+            && authorize.contains("nonce="),
+        "{authorize}"
+    );
     let res = app.client.get(&authorize).send().await.unwrap();
     assert_eq!(res.status(), 302);
     let callback = res.headers()["location"].to_str().unwrap().to_string();
@@ -196,49 +44,77 @@ async fn keycloak_sign_in_runs_the_code_flow_with_pkce() {
         callback.starts_with(&app.url("/admin/login/callback")),
         "{callback}"
     );
+    (flow, callback)
+}
 
-    // A callback with a tampered verifier is refused by the IdP: no session.
-    let (state_part, _) = flow_cookie.split_once('.').unwrap();
-    let forged = format!("{state_part}.{}", "0".repeat(64));
-    let res = app
-        .client
-        .get(&callback)
-        .header("Cookie", &forged)
-        .send()
-        .await
-        .unwrap();
+async fn callback(app: &TestApp, url: &str, cookie: &str) -> reqwest::Response {
+    app.client.get(url).header("Cookie", cookie).send().await.unwrap()
+}
+
+fn signed_in(res: &reqwest::Response) -> bool {
+    cookies_of(res)
+        .iter()
+        .any(|c| c.starts_with("payload-token=") && c.len() > "payload-token=".len())
+}
+
+#[tokio::test]
+async fn keycloak_sign_in_runs_the_code_flow_with_pkce_state_and_nonce() {
+    let idp = OidcProvider::start(KC_TENANT_ADMIN).await;
+    let app = app_for(&idp).await;
+
+    let login = app.get("/admin/login").await.text().await.unwrap();
+    assert!(login.contains("href=\"/admin/login/keycloak\""));
+
+    // A tampered verifier: the IdP refuses the code, no session.
+    let (flow, cb) = authorize(&app, &idp).await;
+    let parts: Vec<&str> = flow.split('.').collect();
+    assert_eq!(parts.len(), 3, "state.nonce.verifier: {flow}");
+    let forged = format!("{}.{}.{}", parts[0], parts[1], "0".repeat(64));
+    let res = callback(&app, &cb, &forged).await;
     assert_eq!(res.status(), 401);
-    assert!(!cookies_of(&res).iter().any(|c| c.starts_with("payload-token=")));
+    assert!(!signed_in(&res));
+    assert_eq!(idp.codes_redeemed(), 0, "the IdP refused the verifier");
 
-    // 3. A fresh round with the right verifier signs the user in.
-    let res = app.get("/admin/login/keycloak").await;
-    let flow_cookie = cookies_of(&res).into_iter().next().unwrap();
-    let authorize = res.headers()["location"].to_str().unwrap().to_string();
-    let res = app.client.get(&authorize).send().await.unwrap();
-    let callback = res.headers()["location"].to_str().unwrap().to_string();
-    // A state that does not match the cookie's is refused before any exchange.
-    let wrong_state = callback.replace("state=", "state=x");
-    let res = app
-        .client
-        .get(&wrong_state)
-        .header("Cookie", &flow_cookie)
-        .send()
-        .await
-        .unwrap();
+    // A state that does not match the cookie's: refused before any code is redeemed.
+    let (flow, cb) = authorize(&app, &idp).await;
+    let res = callback(&app, &cb.replace("state=", "state=0"), &flow).await;
     assert_eq!(res.status(), 400);
-    let res = app
-        .client
-        .get(&callback)
-        .header("Cookie", &flow_cookie)
-        .send()
-        .await
-        .unwrap();
+    assert!(!signed_in(&res));
+    let html = res.text().await.unwrap();
+    assert!(html.contains("could not be verified"), "{html}");
+    // No flow cookie at all (a link replayed in another browser): the same.
+    let res = callback(&app, &cb, "").await;
+    assert_eq!(res.status(), 400);
+    assert!(!signed_in(&res));
+    assert_eq!(idp.codes_redeemed(), 0);
+
+    // A nonce that is not the one sent: the IdP issues the tokens (right verifier), but the
+    // ID token names another sign-in, so nobody is signed in.
+    let (flow, cb) = authorize(&app, &idp).await;
+    let parts: Vec<&str> = flow.split('.').collect();
+    let other_nonce = format!("{}.{}.{}", parts[0], "ab".repeat(16), parts[2]);
+    let res = callback(&app, &cb, &other_nonce).await;
+    assert_eq!(res.status(), 401);
+    assert!(!signed_in(&res));
+    assert_eq!(idp.codes_redeemed(), 1, "tokens were issued, then refused");
+
+    // The real round signs the user in; the code cannot be used twice.
+    let (flow, cb) = authorize(&app, &idp).await;
+    let res = callback(&app, &cb, &flow).await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/admin");
     let session = cookies_of(&res)
         .into_iter()
         .find(|c| c.starts_with("payload-token="))
         .expect("session cookie");
+    assert!(
+        cookies_of(&res).contains(&"cityos-admin-oidc=".to_string()),
+        "the flow cookie is cleared"
+    );
+    let replay = callback(&app, &cb, &flow).await;
+    assert_eq!(replay.status(), 401, "a code is redeemed once");
+    assert!(!signed_in(&replay));
+
     let res = app
         .client
         .get(app.url("/admin"))
@@ -248,16 +124,49 @@ async fn keycloak_sign_in_runs_the_code_flow_with_pkce() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
+    assert!(html.contains(&format!(
+        "<span id=\"user-name\">{}</span>",
+        KC_TENANT_ADMIN.name()
+    )));
+    assert!(html.contains(KC_TENANT_ADMIN.email));
     assert!(
-        html.contains("Fashionista"),
+        html.contains("id=\"current-tenant\">Fashionista"),
         "the Keycloak tenant admin works in its tenant"
     );
-    // The just-in-time user exists, as for a Bearer token on the API.
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = 'kc-admin@fashionista.test'")
+    // The just-in-time user exists, as for a Bearer token on the API, with the token's name.
+    let name: String = sqlx::query_scalar("SELECT name FROM users WHERE email = $1")
+        .bind(KC_TENANT_ADMIN.email)
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(name, KC_TENANT_ADMIN.name());
     app.stop().await;
-    front.abort();
+    idp.stop();
+}
+
+#[tokio::test]
+async fn a_keycloak_user_without_an_admin_role_gets_the_no_access_page() {
+    let idp = OidcProvider::start(KC_BUYER).await;
+    let app = app_for(&idp).await;
+    let (flow, cb) = authorize(&app, &idp).await;
+    let res = callback(&app, &cb, &flow).await;
+    assert_eq!(res.status(), 303);
+    let session = cookies_of(&res)
+        .into_iter()
+        .find(|c| c.starts_with("payload-token="))
+        .expect("session cookie");
+    let res = app
+        .client
+        .get(app.url("/admin/c/pages"))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("No access"), "{html}");
+    assert!(html.contains(KC_BUYER.email));
+    assert!(!html.contains("href=\"/admin/c/pages\""), "no navigation");
+    app.stop().await;
+    idp.stop();
 }

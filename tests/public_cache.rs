@@ -180,3 +180,61 @@ async fn every_table_anonymous_readers_see_notifies_its_changes() {
     }
     assert!(readable >= 8, "{readable} collections readable anonymously");
 }
+
+/// A write through one instance reaches the other instances' caches by the writer's
+/// announcement after its commit; the write's own transaction does not NOTIFY (its commit would
+/// wait in PostgreSQL's notify queue lock through the disk flush), while plain SQL still does.
+#[tokio::test]
+async fn writes_through_an_instance_are_announced_to_the_others_after_commit() {
+    let url = fresh_database().await;
+    let writer = TestApp::spawn_on(&url, &[("PUBLIC_CACHE_TTL_MS", "60000")]).await;
+    let reader = TestApp::spawn_on(&url, &[("PUBLIC_CACHE_TTL_MS", "60000")]).await;
+    let (id, path) = published_page(&writer).await;
+    let original = title(&reader, &path).await;
+
+    let mut listener = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+    listener.listen("cityos_public").await.unwrap();
+    let token = writer.admin_token().await;
+    let res = writer
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/pages/{id}"),
+            Some(&token),
+            Some(json!({"title": "Announced"})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // The other instance had the old answer cached, and drops it.
+    assert_ne!(original, "Announced");
+    eventually_title(&reader, &path, "Announced").await;
+    let heard = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("an announcement")
+        .unwrap();
+    assert!(
+        heard.payload().starts_with("announced:"),
+        "from the server, after the commit: {}",
+        heard.payload()
+    );
+
+    // Plain SQL is announced by the trigger, with the table's name.
+    sqlx::query("UPDATE pages SET title = 'By SQL' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&writer.pool)
+        .await
+        .unwrap();
+    // (Announcements of the earlier writes may still be on their way.)
+    loop {
+        let heard = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+            .await
+            .expect("the trigger's notification")
+            .unwrap();
+        match heard.payload() {
+            "pages" => break,
+            other => assert!(other.starts_with("announced:"), "{other}"),
+        }
+    }
+    eventually_title(&reader, &path, "By SQL").await;
+    writer.stop().await;
+    reader.stop().await;
+}

@@ -1,5 +1,6 @@
 //! Population is batched: the number of SQL statements a list costs does not grow with the page
-//! size, at any depth. Statements are counted from sqlx's own per-query tracing events.
+//! size, at any depth; a write costs a fixed, small number of statements. Statements are counted
+//! from sqlx's own per-query tracing events (one counter for the process: the tests take turns).
 
 mod common;
 
@@ -10,6 +11,11 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
 static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn count_statements() {
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(CountQueries));
+}
 
 struct CountQueries;
 
@@ -32,7 +38,8 @@ async fn statements_for(app: &TestApp, token: &str, path: &str) -> usize {
 
 #[tokio::test]
 async fn statements_per_list_do_not_grow_with_page_size() {
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(CountQueries));
+    count_statements();
+    let _turn = TURN.lock().await;
     let app = TestApp::spawn().await;
     common::insert_pages(&app.pool, FASHIONISTA, 40).await;
     common::insert_pages(&app.pool, RIYADH_EATS, 40).await;
@@ -56,4 +63,136 @@ async fn statements_per_list_do_not_grow_with_page_size() {
         by_depth[3] <= by_depth[0] + 12,
         "depth 3 stays bounded: {by_depth:?}"
     );
+}
+
+async fn statements_for_one(app: &TestApp, token: &str, path: &str) -> usize {
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let res = app.get_as(path, token).await;
+    assert_eq!(res.status(), 200, "{path}");
+    STATEMENTS.load(Ordering::SeqCst) - before
+}
+
+async fn statements_for_write(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (usize, serde_json::Value) {
+    let before = STATEMENTS.load(Ordering::SeqCst);
+    let res = app.send(method, path, Some(token), body).await;
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {body}");
+    (STATEMENTS.load(Ordering::SeqCst) - before, body)
+}
+
+/// The row (its references checked in the same statement, read back by RETURNING), the audit
+/// row with the outbound events, COMMIT: three statements, whoever writes (plus the BEGIN that
+/// carries the request's settings, which sqlx does not report as a query). The response is
+/// built from the returned row.
+#[tokio::test]
+async fn a_write_costs_three_statements() {
+    count_statements();
+    let _turn = TURN.lock().await;
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let editor = app
+        .member("count-editor@example.com", FASHIONISTA, &["tenant_admin"])
+        .await;
+    // Warm the pool and the caches (principal, plans) so set-up work is not counted.
+    statements_for(&app, &admin, "/api/pages?limit=1&depth=0").await;
+    statements_for(&app, &editor, "/api/pages?limit=1&depth=0").await;
+
+    for (who, token) in [("super admin", &admin), ("tenant admin", &editor)] {
+        let (n, created) = statements_for_write(
+            &app,
+            token,
+            reqwest::Method::POST,
+            "/api/pages?depth=0",
+            Some(serde_json::json!({"tenant": FASHIONISTA, "title": format!("Counted {who}"), "status": "draft"})),
+        )
+        .await;
+        assert_eq!(n, 3, "{who}: create cost {n} statements");
+        let doc = &created["doc"];
+        assert_eq!(doc["title"], format!("Counted {who}"));
+        assert_eq!(doc["tenant"], FASHIONISTA, "depth 0 keeps the id");
+        let id = doc["id"].as_str().unwrap().to_string();
+
+        // Update: the locked target, the row, audit + events, COMMIT.
+        let (n, updated) = statements_for_write(
+            &app,
+            token,
+            reqwest::Method::PATCH,
+            &format!("/api/pages/{id}?depth=0"),
+            Some(serde_json::json!({"title": format!("Recounted {who}")})),
+        )
+        .await;
+        assert_eq!(n, 4, "{who}: update cost {n} statements");
+        assert_eq!(updated["doc"]["title"], format!("Recounted {who}"));
+        assert_eq!(updated["doc"]["slug"], created["doc"]["slug"]);
+
+        // Depth 1 on the response costs what population costs on a read, nothing more.
+        let populate = statements_for_one(&app, token, &format!("/api/pages/{id}?depth=1")).await
+            - statements_for_one(&app, token, &format!("/api/pages/{id}?depth=0")).await;
+        assert!(populate > 0, "the tenant is populated by a query");
+        let (n, deep) = statements_for_write(
+            &app,
+            token,
+            reqwest::Method::PATCH,
+            &format!("/api/pages/{id}?depth=1"),
+            Some(serde_json::json!({"title": format!("Deep {who}")})),
+        )
+        .await;
+        assert_eq!(n, 4 + populate, "{who}: update at depth 1 cost {n} statements");
+        assert_eq!(deep["doc"]["tenant"]["id"], FASHIONISTA);
+
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE doc_id = $1")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 3, "{who}: every write has its audit row");
+    }
+
+    // A reference the caller may not use (another tenant's image) fails the statement's guard:
+    // nothing is written and the field is named, as the separate check did.
+    let elsewhere: uuid::Uuid = sqlx::query_scalar(&format!(
+        "INSERT INTO media (tenant_id, alt, filename, mime_type, filesize, storage_key) \
+         VALUES ('{RIYADH_EATS}', 'r', 'r.png', 'image/png', 1, 'r/r.png') RETURNING id"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    for (who, token) in [("tenant admin", &editor), ("super admin", &admin)] {
+        let res = app
+            .send(
+                reqwest::Method::POST,
+                "/api/pages",
+                Some(token),
+                Some(serde_json::json!({
+                    "tenant": FASHIONISTA, "title": format!("Borrowed image {who}"), "status": "draft",
+                    "seo": {"ogImage": elsewhere}
+                })),
+            )
+            .await;
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.unwrap();
+        if who == "super admin" {
+            // Super admins may reference any tenant's document.
+            assert_eq!(status, 201, "{who}: {body}");
+            continue;
+        }
+        assert_eq!(status, 400, "{who}: {body}");
+        assert_eq!(
+            body["errors"][0]["data"]["errors"][0]["path"], "seo.ogImage",
+            "{body}"
+        );
+        let written: i64 = sqlx::query_scalar("SELECT count(*) FROM pages WHERE title = $1")
+            .bind(format!("Borrowed image {who}"))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(written, 0, "nothing half-written");
+    }
 }

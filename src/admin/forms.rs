@@ -19,6 +19,9 @@ use crate::http::error::FieldError;
 use super::html::esc;
 use super::i18n::Lang;
 
+/// What the file inputs offer to pick (the server decides by the bytes anyway).
+const ACCEPT: &str = "image/*,video/*,application/pdf";
+
 /// Pickers with at least this many options get a search box.
 pub const PICKER_SEARCH_MIN: usize = 10;
 
@@ -36,6 +39,15 @@ impl FormInput {
                 .collect(),
         }
     }
+    /// Pairs read from a multipart body (kept to the same 5,000 as an urlencoded one).
+    pub fn from_pairs(mut pairs: Vec<(String, String)>) -> FormInput {
+        pairs.truncate(5_000);
+        FormInput { pairs }
+    }
+    /// Adds a value; it wins over earlier ones (`get` reads the last).
+    pub fn push(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.pairs.push((key.into(), value.into()));
+    }
     /// The last value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
@@ -43,6 +55,10 @@ impl FormInput {
             .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+    /// Every posted pair, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
     }
     pub fn all(&self, key: &str) -> Vec<&str> {
         self.pairs
@@ -509,6 +525,48 @@ pub fn defaults(decl: &CollectionDecl) -> Value {
     Value::Object(m)
 }
 
+/// Whether the declaration has upload fields (top level, or inside rows or blocks).
+pub fn has_upload_fields(decl: &CollectionDecl) -> bool {
+    let sub = |subs: &[SubField]| subs.iter().any(|s| matches!(s.kind, SubKind::Upload(_)));
+    decl.fields.iter().filter(|f| editable(f)).any(|f| match f.kind {
+        Kind::Upload(_) => true,
+        Kind::Rows(subs) => sub(subs),
+        Kind::Blocks(blocks) => blocks.iter().any(|b| sub(b.fields)),
+        _ => false,
+    })
+}
+
+/// The collection an upload input at `path` points into (`hero`, `gallery.0.image`,
+/// `layout.2.image` with that row's posted `blockType`), if `path` is one.
+pub fn upload_target(decl: &CollectionDecl, input: &FormInput, path: &str) -> Option<&'static str> {
+    if let Some(f) = decl.field(path).filter(|f| editable(f)) {
+        return match f.kind {
+            Kind::Upload(t) => Some(t),
+            _ => None,
+        };
+    }
+    let f = decl
+        .fields
+        .iter()
+        .filter(|f| editable(f))
+        .find(|f| path.starts_with(&format!("{}.", f.name)))?;
+    let rest = &path[f.name.len() + 1..];
+    let (row, sub) = rest.split_once('.')?;
+    row.parse::<usize>().ok()?;
+    let subs = match f.kind {
+        Kind::Rows(subs) => subs,
+        Kind::Blocks(blocks) => {
+            let slug = input.get(&format!("{}.{row}.blockType", f.name))?;
+            blocks.iter().find(|b| b.slug == slug)?.fields
+        }
+        _ => return None,
+    };
+    match subs.iter().find(|s| s.name == sub)?.kind {
+        SubKind::Upload(t) => Some(t),
+        _ => None,
+    }
+}
+
 /// Everything a form needs to render.
 pub struct FormView<'a> {
     pub decl: &'static CollectionDecl,
@@ -520,6 +578,13 @@ pub struct FormView<'a> {
     pub lang: Lang,
     /// Whether the caller may save this form.
     pub can_save: bool,
+    /// Whether the caller may create documents in upload collections (the "upload a new
+    /// file" inputs beside upload pickers).
+    pub can_upload: bool,
+    /// An existing document (its file can be replaced) rather than a new one.
+    pub editing: bool,
+    /// `MEDIA_MAX_BYTES`, for the hint.
+    pub max_upload_bytes: u64,
 }
 
 fn dom_id(path: &str) -> String {
@@ -530,6 +595,9 @@ impl FormView<'_> {
     /// The form's fields as HTML, Arabic twins beside their English field.
     pub fn render(&self) -> String {
         let mut html = String::with_capacity(8_192);
+        if crate::media::is_upload(self.decl) {
+            self.file_input(&mut html);
+        }
         let fields: Vec<&Field> = self.decl.fields.iter().filter(|f| on_form(f)).collect();
         let mut done = std::collections::HashSet::new();
         for f in &fields {
@@ -678,6 +746,9 @@ impl FormView<'_> {
                     .or_else(|| value.get("id").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_default();
                 html.push_str(&self.picker(target, &name, &a, &current));
+                if matches!(f.kind, Kind::Upload(_)) {
+                    self.upload_new(html, path);
+                }
             }
             Kind::Json => {
                 let text = match &value {
@@ -769,6 +840,104 @@ impl FormView<'_> {
             )),
         }
         self.close(html, path, &id);
+    }
+
+    /// The upload collection's own file input (`file`, as the REST multipart body names it):
+    /// required on create, "replace" on edit, with a link to the current file.
+    fn file_input(&self, html: &mut String) {
+        let err = self.error("file");
+        html.push_str(&format!(
+            "<div class=\"field{}\" data-field=\"file\">",
+            if err.is_some() { " invalid" } else { "" }
+        ));
+        if self.editing {
+            html.push_str(&format!(
+                "<label for=\"f-file\">{}</label>",
+                self.lang.t("replace_file")
+            ));
+            let url = self.values.get("url").and_then(Value::as_str).unwrap_or("");
+            let name = self.values.get("filename").and_then(Value::as_str).unwrap_or("");
+            if !url.is_empty() && !name.is_empty() {
+                html.push_str(&format!(
+                    "<p class=\"hint\">{}: <a id=\"current-file\" href=\"{}\">{}</a></p>",
+                    self.lang.t("current_file"),
+                    esc(url),
+                    esc(name)
+                ));
+            }
+        } else {
+            html.push_str(&format!(
+                "<label for=\"f-file\">{} <span class=\"req\" aria-hidden=\"true\">*</span></label>",
+                self.lang.t("file")
+            ));
+        }
+        let mut a = String::from(" id=\"f-file\" aria-describedby=\"f-file-hint\"");
+        if !self.editing {
+            a.push_str(" aria-required=\"true\"");
+        }
+        if err.is_some() {
+            a = String::from(
+                " id=\"f-file\" aria-invalid=\"true\" aria-describedby=\"f-file-error f-file-hint\"",
+            );
+        }
+        if self.can_save {
+            html.push_str(&format!(
+                "<input type=\"file\" name=\"file\"{a} accept=\"{ACCEPT}\">"
+            ));
+        }
+        html.push_str(&format!(
+            "<small class=\"hint\" id=\"f-file-hint\">{}</small>",
+            self.size_hint()
+        ));
+        self.close(html, "file", "f-file");
+    }
+
+    /// "Images, videos or PDF, up to N MB".
+    fn size_hint(&self) -> String {
+        let mb = self.max_upload_bytes.div_ceil(1024 * 1024);
+        format!(
+            "{} {} {}",
+            self.lang.t("file_hint"),
+            self.lang.number(i64::try_from(mb).unwrap_or(i64::MAX)),
+            self.lang.t("mb")
+        )
+    }
+
+    /// Beside an upload picker: a file (and its alt text) to upload into the target collection
+    /// when the form is saved; the new document is then the field's value.
+    fn upload_new(&self, html: &mut String, path: &str) {
+        if !(self.can_save && self.can_upload) {
+            return;
+        }
+        let id = dom_id(path);
+        let file_path = format!("{path}._file");
+        let alt_path = format!("{path}._alt");
+        let alt_err = self.error(&alt_path);
+        let alt = self.raw.get(&alt_path).cloned().unwrap_or_default();
+        html.push_str(&format!(
+            "<div class=\"upload-new\"><label for=\"{id}-file\">{}</label>\
+             <input type=\"file\" id=\"{id}-file\" name=\"{}\" accept=\"{ACCEPT}\" aria-describedby=\"{id}-file-hint\">\
+             <small class=\"hint\" id=\"{id}-file-hint\">{}</small>\
+             <label for=\"{id}-alt\">{}</label><input type=\"text\" id=\"{id}-alt\" name=\"{}\" value=\"{}\"{}>",
+            self.lang.t("upload_new"),
+            esc(&file_path),
+            self.size_hint(),
+            self.lang.t("upload_alt"),
+            esc(&alt_path),
+            esc(&alt),
+            if alt_err.is_some() {
+                format!(" aria-invalid=\"true\" aria-describedby=\"{id}-alt-error\"")
+            } else {
+                String::new()
+            }
+        ));
+        if let Some(e) = alt_err {
+            html.push_str(&format!(
+                "<p class=\"error\" id=\"{id}-alt-error\" role=\"alert\">{}</p>",
+                esc(e)
+            ));
+        }
+        html.push_str("</div>");
     }
 
     /// An audit diff (`{"field": {"before": …, "after": …}}`) as a before/after table.
@@ -1005,6 +1174,7 @@ impl FormView<'_> {
                         .picker(target, "", &a, &current)
                         .replacen(" name=\"\"", "", 1),
                 );
+                self.upload_new(html, path);
             }
             SubKind::Rows(_) => {
                 let text = raw.cloned().unwrap_or_else(|| match v {

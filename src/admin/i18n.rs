@@ -228,6 +228,55 @@ const DICT: &[(&str, &str, &str)] = &[
     ("g_content", "Content", "المحتوى"),
     ("g_control", "Control Plane", "لوحة التحكم"),
     ("g_audit", "Audit", "التدقيق"),
+    ("signed_in_as", "Signed in as", "تم تسجيل الدخول باسم"),
+    ("file", "File", "الملف"),
+    ("replace_file", "Replace the file", "استبدال الملف"),
+    ("current_file", "Current file", "الملف الحالي"),
+    ("upload_new", "Or upload a new file", "أو ارفع ملفًا جديدًا"),
+    ("upload_alt", "Alt text for the new file", "النص البديل للملف الجديد"),
+    ("file_hint", "Images, videos or PDF, up to", "صور أو فيديو أو PDF، حتى"),
+    ("mb", "MB", "ميغابايت"),
+    ("no_file", "Choose a file to upload.", "اختر ملفًا لرفعه."),
+    (
+        "file_too_large",
+        "This file is larger than the upload limit. Please choose a smaller one.",
+        "هذا الملف أكبر من حد الرفع. يُرجى اختيار ملف أصغر.",
+    ),
+    (
+        "kc_not_configured",
+        "Keycloak sign-in is not configured.",
+        "لم يتم إعداد تسجيل الدخول عبر Keycloak.",
+    ),
+    (
+        "kc_unreachable",
+        "Keycloak is not reachable. Please try again later.",
+        "تعذّر الوصول إلى Keycloak. يُرجى المحاولة لاحقًا.",
+    ),
+    (
+        "kc_refused",
+        "Keycloak did not approve the sign-in.",
+        "لم يوافق Keycloak على تسجيل الدخول.",
+    ),
+    (
+        "kc_incomplete",
+        "The sign-in response from Keycloak is incomplete.",
+        "استجابة تسجيل الدخول من Keycloak غير مكتملة.",
+    ),
+    (
+        "kc_state",
+        "This sign-in could not be verified: it expired or was not started from this browser. You are not signed in; please try again.",
+        "تعذّر التحقق من تسجيل الدخول هذا: انتهت صلاحيته أو لم يبدأ من هذا المتصفح. لم يتم تسجيل دخولك؛ يُرجى المحاولة مرة أخرى.",
+    ),
+    (
+        "kc_no_token",
+        "Keycloak did not issue the expected tokens. You are not signed in.",
+        "لم يُصدر Keycloak الرموز المتوقعة. لم يتم تسجيل دخولك.",
+    ),
+    (
+        "kc_rejected",
+        "The tokens from Keycloak were not accepted. You are not signed in.",
+        "لم تُقبل الرموز الواردة من Keycloak. لم يتم تسجيل دخولك.",
+    ),
 ];
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod forms;
 pub mod html;
 pub mod i18n;
+pub mod multipart;
 pub mod oidc;
 pub mod seams;
 pub mod session;
@@ -111,8 +112,10 @@ impl FromRequestParts<AppState> for AdminCtx {
         let user = user.clone();
         let csrf = csrf::token(state.config.secrets.payload_secret.expose(), &session_key(&user));
         if !can_access_admin(&call.principal) {
+            let mut c = Chrome::bare(lang, &csrf, Some(user.email.clone()));
+            c.name = user.name.clone();
             let page = views::MessagePage {
-                c: Chrome::bare(lang, &csrf, Some(user.email.clone())),
+                c,
                 title: lang.t("no_access_title").into(),
                 message: lang.t("no_access").into(),
             };
@@ -201,6 +204,7 @@ impl AdminCtx {
             lang: self.lang,
             csrf: self.csrf.clone(),
             email: Some(self.user.email.clone()),
+            name: self.user.name.clone(),
             nav,
             tenants,
             current_tenant_id: current.map(|t| t.to_string()).unwrap_or_default(),
@@ -267,7 +271,9 @@ pub struct TenantChoice {
 pub struct Chrome {
     pub lang: Lang,
     pub csrf: String,
+    /// The signed-in user (none on the sign-in page).
     pub email: Option<String>,
+    pub name: Option<String>,
     pub nav: Vec<NavGroup>,
     pub tenants: Vec<TenantChoice>,
     pub current_tenant_id: String,
@@ -282,6 +288,7 @@ impl Chrome {
             lang,
             csrf: csrf.to_string(),
             email,
+            name: None,
             nav: Vec::new(),
             tenants: Vec::new(),
             current_tenant_id: String::new(),

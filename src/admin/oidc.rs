@@ -1,9 +1,12 @@
 //! "Sign in with Keycloak": the OIDC authorization-code flow with PKCE (S256) against
 //! `KEYCLOAK_ISSUER_URL`, as a public client (`KEYCLOAK_CLIENT_ID`). The endpoints come from
-//! the issuer's discovery document; the state and the code verifier live in a short-lived
-//! HttpOnly cookie. The access token obtained is verified exactly as a Bearer token of the
-//! REST API is (JWKS, issuer, audience, JIT user, role map) and becomes the session cookie, so
-//! the UI and the API see the same principal.
+//! the issuer's discovery document; the state, the nonce and the code verifier live in a
+//! short-lived HttpOnly cookie. The callback checks the state before anything else, redeems the
+//! code with the verifier, and requires the ID token (same JWKS and issuer, audience = our
+//! client, `typ: ID`) to carry this flow's nonce and the access token's subject. The access
+//! token is then verified exactly as a Bearer token of the REST API is (JWKS, issuer, audience,
+//! JIT user, role map) and becomes the session cookie, so the UI and the API see the same
+//! principal.
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -63,42 +66,45 @@ fn callback_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}/admin/login/callback")
 }
 
-fn failed(headers: &HeaderMap, status: StatusCode, message: String) -> Response {
+/// The sign-in page with what went wrong (`key` in the dictionary); never signed in.
+fn failed(headers: &HeaderMap, status: StatusCode, key: &str) -> Response {
     let lang = Lang::from_headers(headers);
-    render(
+    let mut res = render(
         status,
         &LoginPage {
             c: Chrome::bare(lang, "", None),
             email: String::new(),
-            error: Some(message),
+            error: Some(lang.t(key).to_string()),
             keycloak: true,
         },
-    )
+    );
+    // The flow is over either way: its state, nonce and verifier are not reused.
+    if let Ok(v) = HeaderValue::from_str(CLEAR_FLOW) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
 }
+
+const CLEAR_FLOW: &str = "cityos-admin-oidc=; Max-Age=0; Path=/admin/login; HttpOnly; SameSite=Lax";
 
 /// `GET /admin/login/keycloak`: to the authorization endpoint, with a fresh state and verifier.
 pub async fn start(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(kc) = &state.keycloak else {
-        return failed(
-            &headers,
-            StatusCode::NOT_FOUND,
-            "Keycloak is not configured.".into(),
-        );
+        return failed(&headers, StatusCode::NOT_FOUND, "kc_not_configured");
     };
     let endpoints = match discover(kc.issuer()).await {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, "Keycloak discovery failed");
-            return failed(
-                &headers,
-                StatusCode::BAD_GATEWAY,
-                "Keycloak is not reachable.".into(),
-            );
+            return failed(&headers, StatusCode::BAD_GATEWAY, "kc_unreachable");
         }
     };
-    let verifier = crate::util::random_hex(32);
-    let challenge = crate::util::base64url_encode(&Sha256::digest(verifier.as_bytes()));
-    let flow_state = crate::util::random_hex(16);
+    let flow = Flow {
+        state: crate::util::random_hex(16),
+        nonce: crate::util::random_hex(16),
+        verifier: crate::util::random_hex(32),
+    };
+    let challenge = crate::util::base64url_encode(&Sha256::digest(flow.verifier.as_bytes()));
     let mut url = endpoints.authorization_endpoint;
     url.push(if url.contains('?') { '&' } else { '?' });
     url.push_str(
@@ -107,20 +113,48 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap) -> Respons
             .append_pair("client_id", &client_id(&state))
             .append_pair("redirect_uri", &callback_url(&state, &headers))
             .append_pair("scope", "openid profile email")
-            .append_pair("state", &flow_state)
+            .append_pair("state", &flow.state)
+            .append_pair("nonce", &flow.nonce)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
             .finish(),
     );
     let secure = if state.auth.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
-        "{FLOW_COOKIE}={flow_state}.{verifier}; Path=/admin/login; Max-Age=600; HttpOnly; SameSite=Lax{secure}"
+        "{FLOW_COOKIE}={}; Path=/admin/login; Max-Age=600; HttpOnly; SameSite=Lax{secure}",
+        flow.cookie_value()
     );
     let mut res = Redirect::to(&url).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
+}
+
+/// One sign-in's secrets, kept by the browser in the flow cookie (`state.nonce.verifier`, all
+/// hex) between the redirect to Keycloak and the callback.
+struct Flow {
+    state: String,
+    nonce: String,
+    verifier: String,
+}
+
+impl Flow {
+    fn cookie_value(&self) -> String {
+        format!("{}.{}.{}", self.state, self.nonce, self.verifier)
+    }
+
+    fn from_cookie(headers: &HeaderMap) -> Option<Flow> {
+        let raw = crate::http::extract::cookie(headers, FLOW_COOKIE)?;
+        let mut parts = raw.split('.');
+        let (state, nonce, verifier) = (parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+        (parts.next().is_none() && hex(state) && hex(nonce) && hex(verifier)).then(|| Flow {
+            state: state.to_string(),
+            nonce: nonce.to_string(),
+            verifier: verifier.to_string(),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -133,55 +167,38 @@ pub struct Callback {
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
+    id_token: Option<String>,
     expires_in: Option<i64>,
 }
 
-/// `GET /admin/login/callback`: checks the state, redeems the code with the verifier, verifies
-/// the token like any Bearer token, and signs the user in.
+/// `GET /admin/login/callback`: checks the state, redeems the code with the verifier, checks
+/// the ID token's nonce, verifies the access token like any Bearer token, and signs the user in.
 pub async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<Callback>,
 ) -> Response {
     let Some(kc) = &state.keycloak else {
-        return failed(
-            &headers,
-            StatusCode::NOT_FOUND,
-            "Keycloak is not configured.".into(),
-        );
+        return failed(&headers, StatusCode::NOT_FOUND, "kc_not_configured");
     };
     if let Some(e) = q.error {
-        return failed(
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            format!("Keycloak refused the sign-in: {e}"),
-        );
+        // Keycloak's error code (`access_denied`, …) is client input: logged, not echoed.
+        tracing::info!(error = %e.chars().take(64).collect::<String>(), "Keycloak refused the sign-in");
+        return failed(&headers, StatusCode::UNAUTHORIZED, "kc_refused");
     }
-    let flow = crate::http::extract::cookie(&headers, FLOW_COOKIE).unwrap_or_default();
-    let (expected_state, verifier) = flow.split_once('.').unwrap_or(("", ""));
     let (Some(code), Some(got_state)) = (q.code, q.state) else {
-        return failed(
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "The sign-in response is incomplete.".into(),
-        );
+        return failed(&headers, StatusCode::BAD_REQUEST, "kc_incomplete");
     };
-    if expected_state.is_empty() || expected_state != got_state {
-        return failed(
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "The sign-in expired. Please try again.".into(),
-        );
-    }
+    // The state first: a callback this browser did not start (login CSRF, a replayed or
+    // tampered link) goes no further, and no code is redeemed.
+    let Some(flow) = Flow::from_cookie(&headers).filter(|f| f.state == got_state) else {
+        return failed(&headers, StatusCode::BAD_REQUEST, "kc_state");
+    };
     let endpoints = match discover(kc.issuer()).await {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, "Keycloak discovery failed");
-            return failed(
-                &headers,
-                StatusCode::BAD_GATEWAY,
-                "Keycloak is not reachable.".into(),
-            );
+            return failed(&headers, StatusCode::BAD_GATEWAY, "kc_unreachable");
         }
     };
     let redirect_uri = callback_url(&state, &headers);
@@ -191,7 +208,7 @@ pub async fn callback(
         ("code", code.as_str()),
         ("redirect_uri", redirect_uri.as_str()),
         ("client_id", client.as_str()),
-        ("code_verifier", verifier),
+        ("code_verifier", flow.verifier.as_str()),
     ];
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
@@ -215,26 +232,34 @@ pub async fn callback(
         }
     };
     let Some(token) = token else {
-        return failed(
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            "Keycloak did not issue a token.".into(),
-        );
+        return failed(&headers, StatusCode::UNAUTHORIZED, "kc_no_token");
+    };
+    // The ID token ties the tokens to this flow: its nonce is the one sent from this browser,
+    // and it names the access token's subject.
+    let Some(id_token) = token.id_token.as_deref() else {
+        tracing::warn!("Keycloak answered without an ID token");
+        return failed(&headers, StatusCode::UNAUTHORIZED, "kc_no_token");
+    };
+    let id = match kc.verify_id_token(id_token, &client, &flow.nonce).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = ?e, "Keycloak ID token refused");
+            return failed(&headers, StatusCode::UNAUTHORIZED, "kc_rejected");
+        }
     };
     // The same verification as a Bearer token on the API.
     let mut bearer = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", token.access_token)) {
         bearer.insert(header::AUTHORIZATION, v);
     }
-    match crate::auth::principal_from_headers(&state, &bearer).await {
-        Ok(Principal::User(_)) => {}
-        Ok(_) | Err(_) => {
-            return failed(
-                &headers,
-                StatusCode::UNAUTHORIZED,
-                "The Keycloak token was not accepted.".into(),
-            );
-        }
+    let same_subject = kc
+        .verify(&token.access_token)
+        .await
+        .is_ok_and(|claims| claims.sub == id.sub);
+    let principal = crate::auth::principal_from_headers(&state, &bearer).await;
+    if !same_subject || !matches!(principal, Ok(Principal::User(_))) {
+        tracing::warn!(same_subject, "Keycloak access token refused");
+        return failed(&headers, StatusCode::UNAUTHORIZED, "kc_rejected");
     }
     let secure = if state.auth.secure_cookies { "; Secure" } else { "" };
     let max_age = token.expires_in.unwrap_or(300).max(1);
@@ -243,9 +268,8 @@ pub async fn callback(
         crate::auth::COOKIE_NAME,
         token.access_token
     );
-    let clear = format!("{FLOW_COOKIE}=; Max-Age=0; Path=/admin/login; HttpOnly; SameSite=Lax");
     let mut res = Redirect::to("/admin").into_response();
-    for c in [session, clear] {
+    for c in [session, CLEAR_FLOW.to_string()] {
         if let Ok(v) = HeaderValue::from_str(&c) {
             res.headers_mut().append(header::SET_COOKIE, v);
         }

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{json, Map, Value};
 
 use super::forms::{self, FormInput, FormView, RowOp};
+use super::multipart::{self, FormFile, Refused};
 use super::seams::{self, ActionOutcome};
 use super::{render, AdminCtx, Chrome};
 use crate::app::AppState;
@@ -21,7 +22,7 @@ use crate::collections::decl::{ChildKind, CollectionDecl, Kind, SubKind};
 use crate::collections::engine::params::FindParams;
 use crate::collections::engine::{read, write};
 use crate::collections::routes::{commit, env, scope, write_env};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, FieldError};
 
 #[derive(Template)]
 #[template(path = "admin/message.html")]
@@ -470,7 +471,7 @@ pub async fn bulk(
     let params = list_params(None, Vec::new(), 1, 0, 0);
     for id in &ids {
         let result: Result<(), ApiError> = async {
-            let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx.call)).await?;
+            let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx.call)).await?;
             if publish {
                 let mut b = Map::new();
                 b.insert("status".into(), json!("published"));
@@ -507,6 +508,8 @@ pub struct EditPage {
     pub has_errors: bool,
     pub flash: Option<&'static str>,
     pub actions: Vec<(&'static str, &'static str)>,
+    /// The form has file inputs and posts `multipart/form-data`.
+    pub multipart: bool,
 }
 
 #[derive(Template)]
@@ -602,6 +605,18 @@ async fn edit_page(
     })
     .await);
     let can_delete = id.is_some() && ok(ask(Action::Delete).await);
+    // Upload pickers offer a new file when the caller may create in their collection (media).
+    let can_upload = match (forms::has_upload_fields(decl), decl_of(state, "media")) {
+        (true, Some(media)) => ok(authorize(
+            &state.authz,
+            &ctx.call.principal,
+            Action::Create,
+            media,
+            &ctx.call.tenant,
+        )
+        .await),
+        _ => false,
+    };
     let options = picker_options(state, ctx, decl).await;
     let fields_html = FormView {
         decl,
@@ -611,8 +626,12 @@ async fn edit_page(
         options: &options,
         lang: ctx.lang,
         can_save,
+        can_upload,
+        editing: id.is_some(),
+        max_upload_bytes: state.config.media.max_bytes,
     }
     .render();
+    let multipart = can_save && (crate::media::is_upload(decl) || can_upload);
     let heading = match &id {
         Some(_) => values.as_object().map(title_of).unwrap_or_default(),
         None => format!("{} {}", ctx.lang.t("create_new"), decl.singular),
@@ -634,6 +653,7 @@ async fn edit_page(
         can_delete,
         has_errors: !errors.is_empty(),
         flash,
+        multipart,
     };
     render(status, &page)
 }
@@ -696,34 +716,136 @@ pub async fn create(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     ctx: AdminCtx,
-    body: Bytes,
+    req: Request,
 ) -> Response {
-    save(state, slug, None, ctx, body).await
+    save(state, slug, None, ctx, req).await
 }
 
 pub async fn update(
     State(state): State<AppState>,
     Path((slug, id)): Path<(String, String)>,
     ctx: AdminCtx,
-    body: Bytes,
+    req: Request,
 ) -> Response {
-    save(state, slug, Some(id), ctx, body).await
+    save(state, slug, Some(id), ctx, req).await
 }
 
-/// A form post: an array edit re-renders; otherwise the engine writes, and its
-/// `ValidationError` comes back as messages beside the inputs, typed values kept.
-async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, body: Bytes) -> Response {
-    let input = FormInput::parse(&body);
-    if !ctx.csrf_ok(&state, input.get("_csrf")) {
-        return csrf_failed(&ctx);
+/// A form post, urlencoded or (a form with file inputs) multipart, after its CSRF check.
+async fn submitted(
+    state: &AppState,
+    ctx: &AdminCtx,
+    req: Request,
+) -> Result<(FormInput, Vec<FormFile>), Response> {
+    if !crate::media::upload::is_multipart(req.headers()) {
+        let body = match Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(e) => return Err(e.into_response()),
+        };
+        let input = FormInput::parse(&body);
+        if !ctx.csrf_ok(state, input.get("_csrf")) {
+            return Err(csrf_failed(ctx));
+        }
+        return Ok((input, Vec::new()));
     }
+    let headers = req.headers().clone();
+    let staging = crate::media::routes::staging_dir(state);
+    let read = multipart::read(
+        &headers,
+        req.into_body(),
+        &staging,
+        state.config.media.max_bytes,
+        |token| ctx.csrf_ok(state, Some(token)),
+    )
+    .await;
+    match read {
+        Ok(form) => Ok((form.input, form.files)),
+        Err(Refused::Csrf) => Err(csrf_failed(ctx)),
+        Err(Refused::Body(e)) => Err(error_page(ctx, state, e).await),
+    }
+}
+
+/// A file that could not be taken, as an error on its input.
+fn file_refused(ctx: &AdminCtx, path: &str, e: &ApiError) -> FieldError {
+    let message = match e {
+        ApiError::PayloadTooLarge => ctx.lang.t("file_too_large").to_string(),
+        e => e.to_string(),
+    };
+    FieldError::new(path, None, message)
+}
+
+/// Files chosen beside upload pickers (`<path>._file`, alt text in `<path>._alt`): each becomes
+/// a document of the picker's collection through the media engine (the REST upload's checks,
+/// in the form's tenant), and the picker's value is set to it. Errors land on the inputs.
+async fn upload_picked_files(
+    state: &AppState,
+    ctx: &AdminCtx,
+    decl: &'static CollectionDecl,
+    input: &mut FormInput,
+    files: Vec<FormFile>,
+    errors: &mut Vec<FieldError>,
+) -> Result<(), ApiError> {
+    let params = list_params(None, Vec::new(), 1, 0, 0);
+    for file in files {
+        let Some(path) = file.name.strip_suffix("._file") else {
+            continue;
+        };
+        let Some(target) = forms::upload_target(decl, input, path).and_then(|t| decl_of(state, t)) else {
+            continue;
+        };
+        let staged = match file.staged {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(file_refused(ctx, path, &e));
+                continue;
+            }
+        };
+        let mut fields = Map::new();
+        for (key, from) in [("alt", format!("{path}._alt")), ("tenant", "tenant".to_string())] {
+            if let Some(v) = input.get(&from).map(str::trim).filter(|v| !v.is_empty()) {
+                fields.insert(key.into(), json!(v));
+            }
+        }
+        match crate::media::routes::create_from(state, &ctx.call, target, fields, staged, &params).await {
+            Ok(doc) => {
+                let id = doc["id"].as_str().unwrap_or("").to_string();
+                input.push(path, id);
+            }
+            Err(ApiError::Validation(v)) => {
+                for e in v.errors {
+                    let at = if e.path == "alt" {
+                        format!("{path}._alt")
+                    } else {
+                        path.to_string()
+                    };
+                    let message = match (&e.label, e.path.as_str()) {
+                        (Some(label), p) if p != "file" && p != "alt" => format!("{label}: {}", e.message),
+                        _ => e.message,
+                    };
+                    errors.push(FieldError::new(at, None, message));
+                }
+            }
+            Err(e) if e.status().is_client_error() => errors.push(file_refused(ctx, path, &e)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A form post: an array edit re-renders; otherwise files are uploaded, the engine writes,
+/// and its `ValidationError` comes back as messages beside the inputs, typed values kept.
+async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, req: Request) -> Response {
+    let (mut input, files) = match submitted(&state, &ctx, req).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
     let Some(decl) = decl_of(&state, &slug) else {
         return message(&ctx, &state, StatusCode::NOT_FOUND, "not_found").await;
     };
-    let mut parsed = forms::body_from_form(decl, &input, id.is_none());
     // Secret "is set" hints survive a re-render.
     let has: Vec<String> = input.all("_has").into_iter().map(str::to_string).collect();
     if let Some(op) = RowOp::from_form(&input) {
+        // Rows are edited without saving anything, so chosen files are not uploaded.
+        let mut parsed = forms::body_from_form(decl, &input, id.is_none());
         op.apply(decl, &mut parsed.body);
         let values = with_has(parsed.body, &has);
         return edit_page(
@@ -739,8 +861,32 @@ async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, 
         )
         .await;
     }
+    let mut upload_errors = Vec::new();
+    // The upload collection's own file (`file`); other files belong to upload pickers.
+    let mut own_file = None;
+    let mut picked = Vec::new();
+    for f in files {
+        if crate::media::is_upload(decl) && f.name == "file" {
+            match f.staged {
+                Ok(s) => own_file = Some(s),
+                Err(e) => upload_errors.push(file_refused(&ctx, "file", &e)),
+            }
+        } else {
+            picked.push(f);
+        }
+    }
+    if crate::media::is_upload(decl) && id.is_none() && own_file.is_none() && upload_errors.is_empty() {
+        upload_errors.push(FieldError::new("file", None, ctx.lang.t("no_file")));
+    }
+    if let Err(e) = upload_picked_files(&state, &ctx, decl, &mut input, picked, &mut upload_errors).await {
+        return error_page(&ctx, &state, e).await;
+    }
+    let mut parsed = forms::body_from_form(decl, &input, id.is_none());
+    parsed.errors.extend(upload_errors);
     if !parsed.errors.is_empty() {
         let errors = forms::errors_by_path(&parsed.errors);
+        let mut raw = parsed.raw;
+        keep_alt_texts(&input, &mut raw);
         let values = with_has(parsed.body, &has);
         return edit_page(
             &state,
@@ -749,7 +895,7 @@ async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, 
             id,
             &values,
             &errors,
-            &parsed.raw,
+            &raw,
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -758,7 +904,36 @@ async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, 
     let params = list_params(None, Vec::new(), 1, 0, 0);
     let wenv = write_env(&state, &ctx.call);
     let result: Result<Value, ApiError> = async {
-        let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx.call)).await?;
+        if crate::media::is_upload(decl) {
+            // The same path as `POST/PATCH /api/media` with a file.
+            return match (&id, own_file) {
+                (None, Some(file)) => {
+                    crate::media::routes::create_from(
+                        &state,
+                        &ctx.call,
+                        decl,
+                        parsed.body.clone(),
+                        file,
+                        &params,
+                    )
+                    .await
+                }
+                (None, None) => Err(ApiError::bad_request("No files were uploaded.")),
+                (Some(id), file) => {
+                    crate::media::routes::update_from(
+                        &state,
+                        &ctx.call,
+                        decl,
+                        id,
+                        parsed.body.clone(),
+                        file,
+                        &params,
+                    )
+                    .await
+                }
+            };
+        }
+        let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx.call)).await?;
         let doc = match &id {
             None => write::create(&mut tx, &wenv, decl, parsed.body.clone(), &params).await?,
             Some(id) => write::update_by_id(&mut tx, &wenv, decl, id, parsed.body.clone(), &params).await?,
@@ -784,6 +959,8 @@ async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, 
         }
         Err(ApiError::Validation(v)) => {
             let errors = forms::errors_by_path(&v.errors);
+            let mut raw = parsed.raw;
+            keep_alt_texts(&input, &mut raw);
             let values = with_has(parsed.body, &has);
             edit_page(
                 &state,
@@ -792,13 +969,23 @@ async fn save(state: AppState, slug: String, id: Option<String>, ctx: AdminCtx, 
                 id,
                 &values,
                 &errors,
-                &parsed.raw,
+                &raw,
                 None,
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await
         }
         Err(e) => error_page(&ctx, &state, e).await,
+    }
+}
+
+/// The alt texts typed for new files are shown again with the form (the files themselves
+/// cannot be: browsers never prefill a file input).
+fn keep_alt_texts(input: &FormInput, raw: &mut HashMap<String, String>) {
+    for (k, v) in input.pairs() {
+        if k.ends_with("._alt") && !v.is_empty() {
+            raw.insert(k.clone(), v.clone());
+        }
     }
 }
 
@@ -817,7 +1004,7 @@ pub async fn delete(
     };
     let params = list_params(None, Vec::new(), 1, 0, 0);
     let result: Result<(), ApiError> = async {
-        let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx.call)).await?;
+        let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx.call)).await?;
         write::delete_by_id(&mut tx, &write_env(&state, &ctx.call), decl, &id, &params).await?;
         commit(&state, decl, tx).await
     }

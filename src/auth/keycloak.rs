@@ -80,6 +80,18 @@ impl KeycloakClaims {
     }
 }
 
+/// The claims of an ID token the code flow checks.
+#[derive(Debug, Deserialize, Clone)]
+pub struct IdTokenClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub typ: Option<String>,
+    #[serde(default)]
+    pub azp: Option<String>,
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
 #[derive(Clone)]
 struct Key {
     decoding: DecodingKey,
@@ -171,6 +183,54 @@ impl KeycloakVerifier {
 
     async fn verify_fully(&self, token: &str) -> Result<KeycloakClaims, TokenError> {
         let invalid = |m: &str| TokenError::Invalid(m.to_string());
+        let claims: KeycloakClaims = self.decode_signed(token, self.audience.as_deref()).await?;
+        if self.audience.is_none() {
+            let ok = match (&self.client_id, &claims.azp) {
+                (Some(client), Some(azp)) => client == azp,
+                _ => false,
+            };
+            if !ok {
+                return Err(invalid("The token was not issued to this client."));
+            }
+        }
+        if claims.typ.as_deref().is_some_and(|t| t != "Bearer") {
+            return Err(invalid("Only access tokens are accepted."));
+        }
+        Ok(claims)
+    }
+
+    /// Verifies the ID token of an authorization-code flow: the same keys, algorithms, issuer
+    /// and times as an access token, its audience is `client_id`, its type `ID`, and its
+    /// `nonce` the one the flow sent (a token from another sign-in is refused). Never cached:
+    /// each flow checks its own.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<IdTokenClaims, TokenError> {
+        let invalid = |m: &str| TokenError::Invalid(m.to_string());
+        let claims: IdTokenClaims = self.decode_signed(token, Some(client_id)).await?;
+        if claims.typ.as_deref() != Some("ID") {
+            return Err(invalid("The token is not an ID token."));
+        }
+        if claims.azp.as_deref().is_some_and(|azp| azp != client_id) {
+            return Err(invalid("The ID token was not issued to this client."));
+        }
+        if nonce.is_empty() || claims.nonce.as_deref() != Some(nonce) {
+            return Err(invalid("The ID token's nonce does not match this sign-in."));
+        }
+        Ok(claims)
+    }
+
+    /// Signature (a key of the configured JWKS, the algorithm the key declares), issuer,
+    /// audience when given, and times; the claims decoded as `T`.
+    async fn decode_signed<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<T, TokenError> {
+        let invalid = |m: &str| TokenError::Invalid(m.to_string());
         // Look at the declared algorithm first: `none` and HS* are refused by name.
         let declared = token
             .split('.')
@@ -208,11 +268,11 @@ impl KeycloakVerifier {
         v.validate_nbf = true;
         v.set_issuer(&[&self.issuer]);
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
-        match &self.audience {
+        match audience {
             Some(aud) => v.set_audience(&[aud]),
             None => v.validate_aud = false,
         }
-        let data = jsonwebtoken::decode::<KeycloakClaims>(token, &key.decoding, &v).map_err(|e| {
+        let data = jsonwebtoken::decode::<T>(token, &key.decoding, &v).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             invalid(match e.kind() {
                 K::ExpiredSignature => "The token has expired.",
@@ -223,20 +283,7 @@ impl KeycloakVerifier {
                 _ => "The token is invalid.",
             })
         })?;
-        let claims = data.claims;
-        if self.audience.is_none() {
-            let ok = match (&self.client_id, &claims.azp) {
-                (Some(client), Some(azp)) => client == azp,
-                _ => false,
-            };
-            if !ok {
-                return Err(invalid("The token was not issued to this client."));
-            }
-        }
-        if claims.typ.as_deref().is_some_and(|t| t != "Bearer") {
-            return Err(invalid("Only access tokens are accepted."));
-        }
-        Ok(claims)
+        Ok(data.claims)
     }
 
     /// One refetch for an unknown kid, shared by concurrent callers and rate limited.

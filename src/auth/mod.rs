@@ -223,12 +223,13 @@ async fn load_user_with_session(
     // One round trip: the user, the live session check and the active memberships.
     type Row = (
         String,
+        Option<String>,
         Vec<String>,
         sqlx::types::Json<Vec<MembershipRow>>,
         Option<time::OffsetDateTime>,
     );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT u.email, u.global_roles,
+        "SELECT u.email, u.name, u.global_roles,
                 COALESCE((SELECT json_agg(json_build_object('tenant_id', m.tenant_id, 'store_id', m.store_id, 'roles', m.roles))
                           FROM user_tenant_memberships m WHERE m.user_id = u.id AND m.status = 'active'), '[]'::json),
                 (SELECT s.expires_at FROM user_sessions s WHERE s.id = $2)
@@ -242,13 +243,14 @@ async fn load_user_with_session(
     .bind(sid)
     .fetch_optional(&state.pool)
     .await?;
-    let Some((email, global_roles, sqlx::types::Json(memberships), session_expires)) = row else {
+    let Some((email, name, global_roles, sqlx::types::Json(memberships), session_expires)) = row else {
         return Ok(None);
     };
     Ok(Some((
         UserPrincipal {
             id,
             email,
+            name: name.filter(|n| !n.trim().is_empty()),
             global_roles,
             memberships: memberships
                 .into_iter()

@@ -31,6 +31,8 @@ pub struct Membership {
 pub struct UserPrincipal {
     pub id: Uuid,
     pub email: String,
+    /// The profile name (`users.name`), shown by the admin.
+    pub name: Option<String>,
     pub global_roles: Vec<String>,
     pub memberships: Vec<Membership>,
     /// The local session (`sid`) the token belongs to.

@@ -33,19 +33,95 @@ struct Entry {
 pub struct PublicCache {
     entries: Arc<NotifiedCache<Entry>>,
     ttl: Duration,
+    announcer: Arc<Announcer>,
 }
+
+/// Other instances learn of this instance's writes from a `NOTIFY cityos_public` sent after the
+/// write committed, at most one per [`ANNOUNCE_EVERY`], instead of one inside every write's
+/// transaction (migration 0015): PostgreSQL serialises the commits of notifying transactions
+/// under one lock held through the commit's disk flush, so a NOTIFY per write capped the write
+/// rate at one commit per flush. Sent with `synchronous_commit = off`, the announcement holds
+/// that lock for microseconds. If the process dies between a commit and its announcement, other
+/// instances still drop the entry within the TTL.
+struct Announcer {
+    pending: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+    /// `announced:<instance>`: this instance cleared its cache at commit and ignores its own.
+    payload: String,
+}
+
+/// How often at most this instance announces its writes.
+const ANNOUNCE_EVERY: Duration = Duration::from_millis(10);
 
 impl PublicCache {
     pub fn new(ttl_ms: u64, max_entries: usize) -> PublicCache {
         PublicCache {
             entries: NotifiedCache::new(max_entries),
             ttl: Duration::from_millis(ttl_ms),
+            announcer: Arc::new(Announcer {
+                pending: Default::default(),
+                wake: Default::default(),
+                payload: format!("announced:{}", uuid::Uuid::new_v4().simple()),
+            }),
         }
     }
 
-    /// Starts the listener that empties the cache on every change.
-    pub fn spawn(&self, pool: sqlx::PgPool) -> tokio::task::JoinHandle<()> {
-        self.entries.spawn(pool, "cityos_public")
+    /// Tells the other instances (soon, coalesced) that this instance committed a change.
+    pub fn announce(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.announcer.pending.swap(true, Ordering::AcqRel) {
+            self.announcer.wake.notify_one();
+        }
+    }
+
+    /// Sends the announcements until the pool closes, on a connection of its own (idle but for
+    /// at most one short statement per [`ANNOUNCE_EVERY`]; its statements are not logged).
+    pub fn start_announcer(&self, pool: sqlx::PgPool) -> tokio::task::JoinHandle<()> {
+        use sqlx::{ConnectOptions, Connection};
+        use std::sync::atomic::Ordering;
+        let announcer = self.announcer.clone();
+        tokio::spawn(async move {
+            let options = (*pool.connect_options()).clone().disable_statement_logging();
+            let mut conn: Option<sqlx::PgConnection> = None;
+            loop {
+                announcer.wake.notified().await;
+                if pool.is_closed() {
+                    if let Some(c) = conn.take() {
+                        let _ = c.close().await;
+                    }
+                    return;
+                }
+                // Writes arriving from here on are covered by this announcement or the next.
+                announcer.pending.store(false, Ordering::Release);
+                if conn.is_none() {
+                    conn = sqlx::PgConnection::connect_with(&options).await.ok();
+                }
+                // The payload is ours (a UUID), not client text: safe to inline in the one
+                // simple-query round trip.
+                let sql = format!(
+                    "BEGIN; SET LOCAL synchronous_commit = off; \
+                     SELECT pg_notify('cityos_public', '{}'); COMMIT",
+                    announcer.payload
+                );
+                let sent = match conn.as_mut() {
+                    Some(c) => sqlx::Executor::execute(c, sql.as_str()).await.map(|_| ()),
+                    None => Err(sqlx::Error::PoolClosed),
+                };
+                if let Err(e) = sent {
+                    // Other instances fall back on the TTL; the next write tries again.
+                    tracing::warn!(error = %e, "cannot announce a public change");
+                    conn = None;
+                }
+                tokio::time::sleep(ANNOUNCE_EVERY).await;
+            }
+        })
+    }
+
+    /// Empties the cache on every change made elsewhere (not on this instance's own
+    /// announcements: it cleared the cache when it committed).
+    pub fn listen(&self, listeners: &crate::notify::Listeners) {
+        self.entries
+            .listen_except(listeners, "cityos_public", Some(self.announcer.payload.clone()))
     }
 
     /// Drops every entry (after a write committed by this instance).

@@ -80,8 +80,10 @@ pub(crate) async fn commit(
 
 fn after_commit(state: &AppState, decl: &CollectionDecl) {
     use crate::collections::decl::CacheKind;
-    // This instance reads its own writes at once; others hear NOTIFY cityos_public.
+    // This instance reads its own writes at once; others hear this instance's announcement
+    // (the write's transaction did not NOTIFY: `db::scope::begin_write`).
     state.public_cache.clear();
+    state.public_cache.announce();
     for kind in decl.invalidates {
         match kind {
             CacheKind::Principals => state.principals.clear(),
@@ -188,7 +190,7 @@ async fn create(
         return crate::media::routes::create(&state, &ctx, decl, &params, &headers, req.into_body()).await;
     }
     let body = body_object(&headers, Bytes::from_request(req, &state).await)?;
-    let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+    let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx)).await?;
     let doc = write::create(&mut tx, &write_env(&state, &ctx), decl, body, &params).await?;
     commit(&state, decl, tx).await?;
     let message = format!("{} successfully created.", decl.singular);
@@ -210,7 +212,7 @@ async fn update(
             .await;
     }
     let body = body_object(&headers, Bytes::from_request(req, &state).await)?;
-    let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+    let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx)).await?;
     let doc = write::update_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, body, &params).await?;
     commit(&state, decl, tx).await?;
     Ok(Json(json!({"doc": doc, "message": "Updated successfully."})).into_response())
@@ -224,7 +226,7 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     let decl = decl_for(&state, &slug, &format!("/api/{slug}/{id}"))?;
     let params = FindParams::from_tree(&tree)?;
-    let mut tx = crate::db::scope::begin(&state.pool, &scope(&ctx)).await?;
+    let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx)).await?;
     let objects = stored_objects(&mut tx, decl, &id).await?;
     let doc = write::delete_by_id(&mut tx, &write_env(&state, &ctx), decl, &id, &params).await?;
     commit(&state, decl, tx).await?;
@@ -319,7 +321,7 @@ async fn bulk(
     let mut docs = Vec::new();
     let mut errors = Vec::new();
     for id in &ids {
-        let mut tx = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
+        let mut tx = crate::db::scope::begin_write(&state.pool, &scope(ctx)).await?;
         let objects = match &body {
             Some(_) => Vec::new(),
             None => stored_objects(&mut tx, decl, &id.to_string()).await?,

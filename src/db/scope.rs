@@ -54,12 +54,41 @@ impl DbScope {
 /// next borrower's statements would run and never commit. A finished `Transaction` that nobody
 /// takes is dropped instead, and its drop queues the ROLLBACK.
 pub async fn begin(pool: &PgPool, scope: &DbScope) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    begin_planned(pool, scope, false).await
+}
+
+/// [`begin`] for a write committed with `collections::routes::commit`:
+/// - every statement of the transaction uses its prepared statement's generic plan. Writes
+///   address rows by id, so a plan made for one set of values fits all; re-planning them per
+///   call (PostgreSQL's default keeps choosing custom plans for the row-level-security-guarded
+///   INSERT … RETURNING) cost more than executing them. Reads keep custom plans: a list's
+///   filters can be skewed (one tenant's thousands of rows).
+/// - the public-read triggers do not NOTIFY (migration 0015): `commit` announces the change
+///   after the commit instead (`PublicCache::announce`).
+pub async fn begin_write(
+    pool: &PgPool,
+    scope: &DbScope,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    begin_planned(pool, scope, true).await
+}
+
+async fn begin_planned(
+    pool: &PgPool,
+    scope: &DbScope,
+    write: bool,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let tenant = scope.tenant_id.map(|t| t.to_string()).unwrap_or_default();
     let user = scope.user_id.map(|u| u.to_string()).unwrap_or_default();
     let all = if scope.all_tenants { "on" } else { "off" };
+    let write = if write {
+        ", set_config('plan_cache_mode', 'force_generic_plan', true), \
+         set_config('cityos.public_announced', 'on', true)"
+    } else {
+        ""
+    };
     let sql = format!(
         "BEGIN; SELECT set_config('role', 'cityos_app', true), set_config('cityos.tenant_id', '{tenant}', true), \
-         set_config('cityos.user_id', '{user}', true), set_config('cityos.all_tenants', '{all}', true)"
+         set_config('cityos.user_id', '{user}', true), set_config('cityos.all_tenants', '{all}', true){write}"
     );
     let pool = pool.clone();
     tokio::spawn(async move { pool.begin_with(sql).await })

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::queue::{truncate, Job, Outcome};
@@ -26,7 +26,17 @@ fn published(doc: Option<&Map<String, Value>>) -> bool {
 /// Enqueues deliveries for a committed-with-the-transaction change. Runs in the write's
 /// transaction; one statement when nobody subscribes.
 pub async fn on_change(conn: &mut PgConnection, ev: &ChangeEvent<'_>) -> Result<(), sqlx::Error> {
-    let Some(tenant) = ev.tenant else { return Ok(()) };
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
+    if push_on_change(&mut qb, ev) {
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// [`on_change`] as a SQL expression (a call of `cityos_enqueue_events`), for a caller that
+/// sends it in a statement of its own; `false` (nothing pushed) when the change has no tenant.
+pub fn push_on_change(qb: &mut QueryBuilder<'_, Postgres>, ev: &ChangeEvent<'_>) -> bool {
+    let Some(tenant) = ev.tenant else { return false };
     let verb = match ev.action {
         Action::Create => "created",
         Action::Delete => "deleted",
@@ -43,7 +53,8 @@ pub async fn on_change(conn: &mut PgConnection, ev: &ChangeEvent<'_>) -> Result<
         .map(Value::Object)
         .unwrap_or(Value::Null);
     let data = json!({"collection": ev.collection, "id": ev.id, "tenant": tenant, "doc": doc});
-    enqueue(conn, tenant, &events, ev.collection, &ev.id.to_string(), &data).await
+    push_enqueue(qb, tenant, events, ev.collection, &ev.id.to_string(), data);
+    true
 }
 
 /// `sync-jobs.dead` for the job's tenant (not for dead deliveries themselves: no loops).
@@ -77,26 +88,45 @@ async fn enqueue(
     doc_id: &str,
     data: &Value,
 ) -> Result<(), sqlx::Error> {
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
+    push_enqueue(&mut qb, tenant, events.to_vec(), collection, doc_id, data.clone());
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The `cityos_enqueue_events(…)` call (migration 0013: nothing is inserted without a
+/// subscriber). The event bodies are built by PostgreSQL around the one `data` value, so a
+/// large document crosses the wire once, whatever the number of events.
+fn push_enqueue(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    tenant: Uuid,
+    events: Vec<String>,
+    collection: &str,
+    doc_id: &str,
+    data: Value,
+) {
     let now = crate::util::format_timestamp(time::OffsetDateTime::now_utc());
     let msg_ids: Vec<String> = events
         .iter()
         .map(|_| format!("msg_{}", Uuid::new_v4().simple()))
         .collect();
-    let bodies: Vec<Value> = events
-        .iter()
-        .map(|e| json!({"type": e, "timestamp": now, "data": data}))
-        .collect();
-    // One round trip (migration 0013's function; nothing is inserted without a subscriber).
-    sqlx::query("SELECT cityos_enqueue_events($1, $2, $3, $4, $5, $6)")
-        .bind(tenant)
-        .bind(events)
-        .bind(collection)
-        .bind(doc_id)
-        .bind(&msg_ids)
-        .bind(&bodies)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    qb.push("cityos_enqueue_events(")
+        .push_bind(tenant)
+        .push(", ")
+        .push_bind(events.clone())
+        .push(", ")
+        .push_bind(collection.to_string())
+        .push(", ")
+        .push_bind(doc_id.to_string())
+        .push(", ")
+        .push_bind(msg_ids)
+        .push(", ARRAY(SELECT jsonb_build_object('type', e, 'timestamp', ")
+        .push_bind(now)
+        .push("::text, 'data', ")
+        .push_bind(sqlx::types::Json(data))
+        .push("::jsonb) FROM unnest(")
+        .push_bind(events)
+        .push("::text[]) WITH ORDINALITY AS u(e, o) ORDER BY o))");
 }
 
 /// One delivery attempt.

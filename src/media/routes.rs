@@ -73,10 +73,6 @@ async fn prepare(state: &AppState, staged: StagedFile) -> Result<Prepared, ApiEr
     })
 }
 
-fn staging_dir(state: &AppState) -> std::path::PathBuf {
-    state.config.media.dir.join(".incoming")
-}
-
 /// `{stem}-{w}x{h}.{ext}`: a variant's file name (Payload's scheme).
 fn variant_filename(filename: &str, v: &Variant) -> String {
     let stem = filename.rsplit_once('.').map_or(filename, |(s, _)| s);
@@ -230,13 +226,29 @@ pub async fn create(
     let media = &state.config.media;
     let received = upload::receive(headers, body, &staging_dir(state), media.max_bytes).await?;
     let staged = received.file.ok_or_else(missing_file)?;
+    let doc = create_from(state, ctx, decl, received.fields, staged, params).await?;
+    let message = format!("{} successfully created.", decl.singular);
+    Ok((StatusCode::CREATED, Json(json!({"doc": doc, "message": message}))).into_response())
+}
+
+/// A new media document for a staged file: checks and sniffing, variants, the engine's create
+/// (validation, access, hooks, audit; a clashing name gets the next suffix), the objects
+/// stored, commit. The one path of the REST multipart create and the admin's upload forms.
+pub async fn create_from(
+    state: &AppState,
+    ctx: &CallContext,
+    decl: &'static CollectionDecl,
+    fields: Map<String, Value>,
+    staged: StagedFile,
+    params: &FindParams,
+) -> Result<Value, ApiError> {
     let prepared = prepare(state, staged).await?;
     let wenv = write_env(state, ctx);
-    let tenant = target_tenant(decl, &wenv, &received.fields).await?;
+    let tenant = target_tenant(decl, &wenv, &fields).await?;
     let id = Uuid::now_v7();
     let dir = key_dir(tenant, id);
 
-    let mut tx = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
+    let mut tx = crate::db::scope::begin_write(&state.pool, &scope(ctx)).await?;
     let mut attempts = 0;
     let (doc, filename) = loop {
         // Read afresh on every attempt: a concurrent upload may have committed a name meanwhile.
@@ -248,7 +260,7 @@ pub async fn create(
         };
         // A savepoint per attempt: a concurrent upload of the same name makes the insert fail.
         let mut attempt = sqlx::Acquire::begin(&mut *tx).await?;
-        match write::create_with(&mut attempt, &wenv, decl, received.fields.clone(), server, params).await {
+        match write::create_with(&mut attempt, &wenv, decl, fields.clone(), server, params).await {
             Ok(doc) => {
                 attempt.commit().await?;
                 break (doc, filename);
@@ -265,8 +277,7 @@ pub async fn create(
         state.media.delete_all(&stored).await;
         return Err(e);
     }
-    let message = format!("{} successfully created.", decl.singular);
-    Ok((StatusCode::CREATED, Json(json!({"doc": doc, "message": message}))).into_response())
+    Ok(doc)
 }
 
 /// `PATCH /api/media/{id}` with `multipart/form-data`: fields from `_payload`, and a new file
@@ -288,12 +299,27 @@ pub async fn update(
     }
     let media = &state.config.media;
     let received = upload::receive(headers, body, &staging_dir(state), media.max_bytes).await?;
+    let doc = update_from(state, ctx, decl, id, received.fields, received.file, params).await?;
+    Ok(Json(json!({"doc": doc, "message": "Updated successfully."})).into_response())
+}
+
+/// An update of a media document, replacing its file when `staged` is given: the REST
+/// multipart update's and the admin's one path.
+pub async fn update_from(
+    state: &AppState,
+    ctx: &CallContext,
+    decl: &'static CollectionDecl,
+    id: &str,
+    fields: Map<String, Value>,
+    staged: Option<StagedFile>,
+    params: &FindParams,
+) -> Result<Value, ApiError> {
     let wenv = write_env(state, ctx);
-    let mut tx = crate::db::scope::begin(&state.pool, &scope(ctx)).await?;
-    let Some(staged) = received.file else {
-        let doc = write::update_by_id(&mut tx, &wenv, decl, id, received.fields, params).await?;
+    let mut tx = crate::db::scope::begin_write(&state.pool, &scope(ctx)).await?;
+    let Some(staged) = staged else {
+        let doc = write::update_by_id(&mut tx, &wenv, decl, id, fields, params).await?;
         crate::collections::routes::commit(state, decl, tx).await?;
-        return Ok(Json(json!({"doc": doc, "message": "Updated successfully."})).into_response());
+        return Ok(doc);
     };
     let prepared = prepare(state, staged).await?;
     let row_id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
@@ -305,8 +331,8 @@ pub async fn update(
         return Err(ApiError::NotFound);
     };
     let old_keys = object_keys(&mut tx, id).await?;
-    let tenant = match received.fields.get("tenant") {
-        Some(_) => target_tenant(decl, &wenv, &received.fields).await?,
+    let tenant = match fields.get("tenant") {
+        Some(_) => target_tenant(decl, &wenv, &fields).await?,
         None => current_tenant,
     };
     let dir = key_dir(tenant, Uuid::now_v7());
@@ -319,17 +345,7 @@ pub async fn update(
             fields: server_fields(state, &prepared, &filename, &dir),
         };
         let mut attempt = sqlx::Acquire::begin(&mut *tx).await?;
-        match write::update_with(
-            &mut attempt,
-            &wenv,
-            decl,
-            id,
-            received.fields.clone(),
-            server,
-            params,
-        )
-        .await
-        {
+        match write::update_with(&mut attempt, &wenv, decl, id, fields.clone(), server, params).await {
             Ok(doc) => {
                 attempt.commit().await?;
                 break (doc, filename);
@@ -347,7 +363,12 @@ pub async fn update(
         return Err(e);
     }
     state.media.delete_all(&old_keys).await;
-    Ok(Json(json!({"doc": doc, "message": "Updated successfully."})).into_response())
+    Ok(doc)
+}
+
+/// Where uploads are staged before they are stored.
+pub fn staging_dir(state: &AppState) -> std::path::PathBuf {
+    state.config.media.dir.join(".incoming")
 }
 
 /// The object keys of a media row (original and variants), read in the caller's transaction.

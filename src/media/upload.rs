@@ -15,7 +15,7 @@ use crate::http::error::{ApiError, FieldError};
 /// How many leading bytes are kept for sniffing.
 const HEAD_BYTES: usize = 8192;
 /// Form fields other than the file (`_payload`, `alt`, …) are small.
-const FIELD_LIMIT: u64 = 1024 * 1024;
+pub const FIELD_LIMIT: u64 = 1024 * 1024;
 
 /// A file in the staging area, removed when dropped unless it was moved to storage.
 #[derive(Debug)]
@@ -100,7 +100,7 @@ pub async fn receive(
     let mut payload: Option<Map<String, Value>> = None;
     let mut file: Option<StagedFile> = None;
     loop {
-        let field = match form.next_field().await {
+        let mut field = match form.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => return Err(multipart_error(e)),
@@ -110,7 +110,7 @@ pub async fn receive(
             if file.is_some() {
                 return Err(file_error("Send one file per request."));
             }
-            file = Some(stage(field, staging_dir, max_bytes).await?);
+            file = Some(stage(&mut field, staging_dir, max_bytes).await?);
             continue;
         }
         let text = field.text().await.map_err(multipart_error)?;
@@ -129,16 +129,18 @@ pub async fn receive(
     Ok(Received { fields: plain, file })
 }
 
-fn multipart_error(e: multer::Error) -> ApiError {
+/// A multipart parsing error as the API's: over a limit is 413, anything else 400.
+pub fn multipart_error(e: multer::Error) -> ApiError {
     match e {
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => too_large(),
         other => ApiError::bad_request(format!("The multipart body cannot be read: {other}")),
     }
 }
 
-/// Streams one file part to a staging file, counting bytes and hashing as it goes.
-async fn stage(
-    mut field: multer::Field<'static>,
+/// Streams one file part to a staging file, counting bytes and hashing as it goes. Over
+/// `max_bytes` it stops with 413, leaving the rest of the part unread.
+pub async fn stage(
+    field: &mut multer::Field<'static>,
     dir: &Path,
     max_bytes: u64,
 ) -> Result<StagedFile, ApiError> {

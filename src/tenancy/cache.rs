@@ -49,7 +49,7 @@ impl TenantDirectory {
         self.by_handle.clear();
     }
 
-    pub fn spawn_invalidation(&self, pool: PgPool) -> tokio::task::JoinHandle<()> {
-        self.by_handle.spawn(pool, "cityos_context")
+    pub fn listen(&self, listeners: &crate::notify::Listeners) {
+        self.by_handle.listen(listeners, "cityos_context")
     }
 }

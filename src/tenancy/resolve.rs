@@ -69,8 +69,8 @@ impl HostDirectory {
         self.cache.clear();
     }
 
-    pub fn spawn_invalidation(&self, pool: sqlx::PgPool) -> tokio::task::JoinHandle<()> {
-        self.cache.spawn(pool, "cityos_context")
+    pub fn listen(&self, listeners: &crate::notify::Listeners) {
+        self.cache.listen(listeners, "cityos_context")
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod cerbos;
 pub mod media;
 pub mod oidc;
+pub mod oidc_provider;
 pub mod schema_spec;
 
 use std::collections::HashMap;

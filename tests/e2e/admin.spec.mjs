@@ -1,6 +1,8 @@
 // Admin UI flows in headless Chromium (Debian's /usr/bin/chromium driven by playwright-core).
-// Usage: node admin.spec.mjs <base-url>   (env: ADMIN_EMAIL, ADMIN_PASSWORD, TENANT_A, TENANT_B,
-// TENANT_ADMIN_EMAIL, TENANT_ADMIN_PASSWORD, OTHER_PAGE_ID, WEBHOOK_LOG_ID, ARTIFACTS). Exits non-zero on failure.
+// Usage: node admin.spec.mjs <base-url>   (env: ADMIN_EMAIL, ADMIN_PASSWORD, TENANT_A, TENANT_A_NAME,
+// TENANT_B, TENANT_ADMIN_EMAIL, TENANT_ADMIN_PASSWORD, OTHER_PAGE_ID, WEBHOOK_LOG_ID, ARTIFACTS, and the
+// test OIDC provider: IDP_BASE, KC_ADMIN_USER, KC_ADMIN_NAME, KC_ADMIN_EMAIL, KC_BUYER_USER,
+// KC_BUYER_EMAIL). Exits non-zero on failure.
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 
@@ -36,6 +38,131 @@ await flow('local sign-in', async (page) => {
   assert.equal(await page.locator('h1').textContent(), 'Dashboard');
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(`${base}/admin/login`);
+});
+
+// The provider approves whoever the browser's IdP session names (as Keycloak does with SSO).
+async function idpSession(page, user) {
+  await page.goto(`${env.IDP_BASE}/test/sso/${user}`);
+  assert.match(await page.locator('#sso').textContent(), new RegExp(user));
+}
+
+async function sessionCookie(context) {
+  return (await context.cookies(base)).find((c) => c.name === 'payload-token' && c.value !== '');
+}
+
+await flow('Keycloak sign-in lands on the tenant dashboard, then signs out', async (page, context) => {
+  await idpSession(page, env.KC_ADMIN_USER);
+  await page.goto(`${base}/admin/login`);
+  await page.getByRole('link', { name: 'Sign in with Keycloak' }).click();
+  await page.waitForURL(`${base}/admin`);
+  assert.equal(await page.locator('h1').textContent(), 'Dashboard');
+  assert.equal(await page.locator('#user-name').textContent(), env.KC_ADMIN_NAME);
+  assert.equal(await page.locator('#user-email').textContent(), env.KC_ADMIN_EMAIL);
+  // The token's client role (tenant-admin) and tenant claim: Fashionista's admin, no selector.
+  assert.equal(await page.locator('#current-tenant').textContent(), env.TENANT_A_NAME);
+  assert.equal(await page.locator('#tenant-select').count(), 0);
+  const cookie = await sessionCookie(context);
+  assert.ok(cookie && cookie.httpOnly, 'an HttpOnly session cookie');
+  await page.goto(`${base}/admin/c/pages?limit=100`);
+  const rows = await page.locator('tr[data-id]').count();
+  assert.ok(rows > 0);
+  const res = await page.request.get(`${base}/api/pages/count?where[tenant][equals]=${env.TENANT_A}`);
+  assert.equal(rows, (await res.json()).totalDocs);
+  assert.equal(await page.locator(`tr[data-id="${env.OTHER_PAGE_ID}"]`).count(), 0);
+  assert.equal((await page.goto(`${base}/admin/c/pages/${env.OTHER_PAGE_ID}`)).status(), 404);
+  await page.goto(`${base}/admin`);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(`${base}/admin/login`);
+  assert.equal(await sessionCookie(context), undefined);
+  await page.goto(`${base}/admin`);
+  assert.match(page.url(), /\/admin\/login$/);
+});
+
+await flow('Keycloak user without an admin role gets the no-access page', async (page, context) => {
+  await idpSession(page, env.KC_BUYER_USER);
+  await page.goto(`${base}/admin/login`);
+  await page.getByRole('link', { name: 'Sign in with Keycloak' }).click();
+  await page.waitForURL(`${base}/admin`);
+  assert.equal(await page.locator('h1').textContent(), 'No access');
+  assert.equal(await page.locator('#user-email').textContent(), env.KC_BUYER_EMAIL);
+  assert.equal(await page.locator('nav.side').count(), 0);
+  assert.equal((await page.goto(`${base}/admin/c/pages`)).status(), 403);
+});
+
+await flow('Keycloak callback with a tampered state is refused', async (page, context) => {
+  await idpSession(page, env.KC_ADMIN_USER);
+  // Playwright cannot rewrite a redirect inside a navigation chain, so the two redirects
+  // (app → IdP → callback) are taken with the context's own request client (same cookie jar:
+  // the flow cookie lands in the browser), and the browser opens the callback link.
+  async function callbackLink() {
+    const start = await page.request.get(`${base}/admin/login/keycloak`, { maxRedirects: 0 });
+    assert.equal(start.status(), 303);
+    const idp = await page.request.get(start.headers().location, { maxRedirects: 0 });
+    assert.equal(idp.status(), 302);
+    return new URL(idp.headers().location);
+  }
+  const forged = await callbackLink();
+  forged.searchParams.set('state', `${forged.searchParams.get('state')}00`);
+  const refused = await page.goto(forged.toString());
+  assert.equal(refused.status(), 400);
+  assert.match(await page.locator('#login-error').textContent(), /could not be verified/);
+  assert.equal(await sessionCookie(context), undefined);
+  await page.goto(`${base}/admin`);
+  assert.match(page.url(), /\/admin\/login$/);
+  // The same steps untampered do sign in (so the refusal was the state's).
+  const genuine = await callbackLink();
+  await page.goto(genuine.toString());
+  await page.waitForURL(`${base}/admin`);
+  assert.equal(await page.locator('#user-email').textContent(), env.KC_ADMIN_EMAIL);
+});
+
+// A 1×1 PNG (sniffed by its bytes on the server).
+const PIXEL = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+
+await flow('upload a file in the media form, see it listed, fetch it over REST', async (page) => {
+  await signIn(page, env.ADMIN_EMAIL, env.ADMIN_PASSWORD);
+  await page.goto(`${base}/admin/c/media/new`);
+  assert.equal(await page.getAttribute('form.doc', 'enctype'), 'multipart/form-data');
+  await page.fill('#f-alt', 'A browser pixel');
+  await page.selectOption('#f-tenant', env.TENANT_A);
+  await page.setInputFiles('#f-file', { name: 'browser-pixel.png', mimeType: 'image/png', buffer: PIXEL });
+  await page.click('#save');
+  await page.waitForURL(/\/admin\/c\/media\/[0-9a-f-]{36}\?msg=created$/);
+  const id = page.url().split('/').pop().split('?')[0];
+  assert.equal(await page.locator('#current-file').textContent(), 'browser-pixel.png');
+  await page.goto(`${base}/admin/c/media`);
+  assert.equal(await page.locator(`tr[data-id="${id}"]`).count(), 1);
+  const doc = await (await page.request.get(`${base}/api/media/${id}`)).json();
+  assert.equal(doc.filename, 'browser-pixel.png');
+  assert.equal(doc.mimeType, 'image/png');
+  assert.equal(doc.width, 1);
+  const file = await page.request.get(`${base}${new URL(doc.url).pathname}`);
+  assert.equal(file.status(), 200);
+  assert.equal(file.headers()['content-type'], 'image/png');
+  assert.ok(Buffer.from(await file.body()).equals(PIXEL), 'the stored bytes are the uploaded ones');
+});
+
+await flow('upload a new hero image from a page form', async (page) => {
+  await signIn(page, env.ADMIN_EMAIL, env.ADMIN_PASSWORD);
+  await page.goto(`${base}/admin/c/pages/new`);
+  await page.selectOption('#f-tenant', env.TENANT_A);
+  await page.fill('#f-title', 'Browser hero upload');
+  await page.fill('#f-slug', 'browser-hero-upload');
+  await page.selectOption('#f-layout-add', 'hero');
+  await page.getByRole('button', { name: 'Add block' }).click();
+  await page.fill('#f-layout-0-title', 'With a new image');
+  await page.setInputFiles('#f-layout-0-image-file', { name: 'hero-pixel.png', mimeType: 'image/png', buffer: PIXEL });
+  await page.fill('#f-layout-0-image-alt', 'Hero pixel');
+  await page.click('#save');
+  await page.waitForURL(/\/admin\/c\/pages\/[0-9a-f-]{36}\?msg=created$/);
+  const id = page.url().split('/').pop().split('?')[0];
+  // The new file is the block's selected image.
+  const selected = await page.locator('#f-layout-0-image option:checked').textContent();
+  assert.equal(selected, 'hero-pixel.png');
+  const doc = await (await page.request.get(`${base}/api/pages/${id}?depth=1`)).json();
+  assert.equal(doc.layout[0].image.filename, 'hero-pixel.png');
+  assert.equal(doc.layout[0].image.alt, 'Hero pixel');
+  assert.equal(doc.layout[0].image.tenant.id ?? doc.layout[0].image.tenant, env.TENANT_A);
 });
 
 await flow('super admin switches tenant and sees only its pages', async (page) => {

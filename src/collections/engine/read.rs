@@ -175,15 +175,24 @@ pub fn has_name(field: &str) -> String {
     }
 }
 
-/// `json_build_object(...)::text` for the fields of `decl` that the projection and caller allow.
-fn doc_expr(decl: &CollectionDecl, alias: &str, proj: &Projection, public_only: bool) -> String {
-    let mut pairs = vec![format!("'id', {alias}.id")];
+/// Where one key of a document comes from.
+enum Part {
+    Field(&'static Field),
+    /// `hasX`: whether a secret is set (secrets themselves are never returned).
+    SecretSet(&'static Field),
+    Timestamp(&'static str),
+}
+
+/// The keys of a document the projection and caller allow, in wire order (after `id`). The
+/// SQL projection and the projection of an already-read row both come from this one list.
+fn parts(decl: &'static CollectionDecl, proj: &Projection, public_only: bool) -> Vec<(String, Part)> {
+    let mut out = Vec::new();
     for field in decl.fields {
         if matches!(field.kind, Kind::Secret) && !public_only {
-            // Secrets are never returned; the admin sees whether one is set.
+            // The admin sees whether one is set.
             let name = has_name(field.name);
             if proj.wants(&name) {
-                pairs.push(format!("'{name}', {alias}.{} IS NOT NULL", field.column));
+                out.push((name, Part::SecretSet(field)));
             }
             continue;
         }
@@ -197,12 +206,26 @@ fn doc_expr(decl: &CollectionDecl, alias: &str, proj: &Projection, public_only: 
         if matches!(field.kind, Kind::Vector) && !proj.explicitly_selects(field.name) {
             continue;
         }
-        pairs.push(format!("'{}', {}", field.name, field_expr(field, alias)));
+        out.push((field.name.to_string(), Part::Field(field)));
     }
     for (wire, col) in [("updatedAt", "updated_at"), ("createdAt", "created_at")] {
         if proj.wants(wire) {
-            pairs.push(format!("'{wire}', {}", ts_expr(&format!("{alias}.{col}"))));
+            out.push((wire.to_string(), Part::Timestamp(col)));
         }
+    }
+    out
+}
+
+/// `json_build_object(...)::text` for the fields of `decl` that the projection and caller allow.
+fn doc_expr(decl: &'static CollectionDecl, alias: &str, proj: &Projection, public_only: bool) -> String {
+    let mut pairs = vec![format!("'id', {alias}.id")];
+    for (name, part) in parts(decl, proj, public_only) {
+        let expr = match part {
+            Part::Field(field) => field_expr(field, alias),
+            Part::SecretSet(field) => format!("{alias}.{} IS NOT NULL", field.column),
+            Part::Timestamp(col) => ts_expr(&format!("{alias}.{col}")),
+        };
+        pairs.push(format!("'{name}', {expr}"));
     }
     // json_build_object takes at most 100 arguments: split into chunks merged as jsonb would
     // lose key order, so collections are declared with fewer than 50 fields.
@@ -212,6 +235,45 @@ fn doc_expr(decl: &CollectionDecl, alias: &str, proj: &Projection, public_only: 
         decl.slug
     );
     format!("json_build_object({})::text", pairs.join(", "))
+}
+
+/// The stored form of a row (every field, flat, unpopulated) as a SQL expression over `alias`:
+/// what [`flat_by_id`] reads, for a write's `RETURNING`.
+pub fn stored_doc_expr(decl: &'static CollectionDecl, alias: &str) -> String {
+    doc_expr(decl, alias, &Projection::default(), false)
+}
+
+/// [`doc_expr`] for a caller's `select`.
+pub fn doc_expr_for(
+    decl: &'static CollectionDecl,
+    alias: &str,
+    select: Option<&Value>,
+    public_only: bool,
+) -> String {
+    doc_expr(decl, alias, &Projection::from_select(select), public_only)
+}
+
+/// The stored form of a row parsed from [`stored_doc_expr`]'s text.
+pub fn parse_stored(decl: &CollectionDecl, text: &str) -> Result<Map<String, Value>, ApiError> {
+    parse_doc(decl, text)
+}
+
+/// What a read with `select` by this caller would hold of a row whose stored form is known
+/// (a write's read-back without a second query), or `None` when the stored form lacks a key
+/// the projection wants (an embedding asked for by name).
+pub fn project_stored(
+    decl: &'static CollectionDecl,
+    mut stored: Map<String, Value>,
+    select: Option<&Value>,
+    public_only: bool,
+) -> Option<Map<String, Value>> {
+    let proj = Projection::from_select(select);
+    let keys = parts(decl, &proj, public_only);
+    if keys.iter().any(|(name, _)| !stored.contains_key(name)) {
+        return None;
+    }
+    stored.retain(|k, _| k == "id" || keys.iter().any(|(name, _)| name == k));
+    Some(stored)
 }
 
 /// Nests dotted keys (`seo.title`) into groups and adds computed fields.
@@ -322,14 +384,22 @@ pub async fn find(
     let proj = Projection::from_select(params.select.as_ref());
     let paginate = params.pagination && params.limit > 0;
 
-    let cond = Cond::And(vec![access.clone(), filter.clone()]);
+    let cond = Cond::And(vec![access, filter]);
     let order = order_by(decl, "t0", &params.sort);
+    let doc = doc_expr(decl, "t0", &proj, env.public_only());
     let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
-    qb.push(doc_expr(decl, "t0", &proj, env.public_only()));
     if paginate {
-        // One statement for the page and the total (a page past the end counts separately).
-        // The page's ids are chosen first, so documents are built for the page rows only.
-        qb.push(", p.total FROM (SELECT t0.id, count(*) OVER () AS total FROM ")
+        // One statement for the page and the total. The total is its own aggregate (any index
+        // can answer it, once), the page's ids come from the sort order's index with LIMIT, and
+        // documents are built for the page rows only. A page past the end still reports the
+        // total: the count's row is joined to an empty page.
+        qb.push("CASE WHEN t0.id IS NULL THEN NULL ELSE ")
+            .push(&doc)
+            .push(" END, c.total FROM (SELECT count(*) AS total FROM ")
+            .push(decl.table)
+            .push(" t0 WHERE ");
+        push_cond(&mut qb, &cond);
+        qb.push(") c LEFT JOIN (SELECT t0.id FROM ")
             .push(decl.table)
             .push(" t0 WHERE ");
         push_cond(&mut qb, &cond);
@@ -338,10 +408,12 @@ pub async fn find(
             .push_bind(params.limit)
             .push(" OFFSET ")
             .push_bind((params.page - 1).saturating_mul(params.limit));
-        qb.push(") p JOIN ").push(decl.table).push(" t0 ON t0.id = p.id");
+        qb.push(") p ON TRUE LEFT JOIN ")
+            .push(decl.table)
+            .push(" t0 ON t0.id = p.id");
         qb.push(&order);
     } else {
-        qb.push(" FROM ").push(decl.table).push(" t0 WHERE ");
+        qb.push(&doc).push(" FROM ").push(decl.table).push(" t0 WHERE ");
         push_cond(&mut qb, &cond);
         qb.push(&order);
         if params.limit > 0 {
@@ -349,17 +421,15 @@ pub async fn find(
         }
     }
     let rows = qb.build().fetch_all(&mut *conn).await?;
-    let mut total: i64 = rows
+    let total: i64 = rows
         .first()
         .map(|r| r.try_get::<i64, _>("total").unwrap_or(0))
         .unwrap_or(0);
     let mut docs = Vec::with_capacity(rows.len());
     for row in &rows {
-        let text: String = row.try_get(0)?;
-        docs.push(parse_doc(decl, &text)?);
-    }
-    if paginate && rows.is_empty() {
-        total = count_where(conn, decl, &Cond::And(vec![access, filter])).await?;
+        if let Some(text) = row.try_get::<Option<String>, _>(0)? {
+            docs.push(parse_doc(decl, &text)?);
+        }
     }
     let docs = finish_docs(conn, env, decl, docs, params.depth, params.populate.as_ref()).await?;
     Ok(envelope(docs, total, params, paginate))

@@ -12,7 +12,7 @@ use crate::collections::engine::params::FindParams;
 use crate::collections::engine::query::{push_cond, Compiler, Cond};
 use crate::collections::engine::read::{self, ReadEnv};
 use crate::collections::engine::validate::{self, WriteVal, INVALID_SELECTION, UNIQUE};
-use crate::collections::hooks::{AfterChange, ChangeCtx, ChangeEvent};
+use crate::collections::hooks::{ChangeCtx, ChangeEvent};
 use crate::crypto::FieldCipher;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::CallContext;
@@ -83,37 +83,49 @@ pub async fn create_with(
     let (values, mut errors) = validate::check(decl, &data, &data);
     errors.extend(hook_error);
     check_tenant(decl, env, &values, Action::Create, &mut errors).await?;
-    check_relations(conn, env, &values, &mut errors).await?;
     if !errors.is_empty() {
+        // Every failing field at once, the references included.
+        check_relations(conn, env, &values, &mut errors).await?;
         return Err(ApiError::validation(decl.slug, None, errors));
     }
     let id = server.id.unwrap_or_else(Uuid::now_v7);
+    // One statement: the row, guarded by its references being visible, read back as stored.
     let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO ");
-    qb.push(decl.table).push(" (id");
+    qb.push(decl.table).push(" AS t0 (id");
     let columns: Vec<&(&'static Field, WriteVal)> =
         values.iter().filter(|(f, _)| !f.column.is_empty()).collect();
     for (f, _) in &columns {
         qb.push(", ").push(f.column);
     }
-    qb.push(") VALUES (").push_bind(id);
+    qb.push(") SELECT ").push_bind(id);
     for (f, v) in &columns {
         qb.push(", ");
         push_value(&mut qb, f, v, env.cipher)?;
     }
-    qb.push(")");
-    qb.build()
-        .execute(&mut *conn)
+    qb.push(" WHERE ");
+    push_relation_guard(&mut qb, env, &values);
+    qb.push(" RETURNING ").push(read::stored_doc_expr(decl, "t0"));
+    let stored: Option<String> = qb
+        .build_query_scalar()
+        .fetch_optional(&mut *conn)
         .await
         .map_err(|e| map_db_error(decl, None, e))?;
+    let Some(stored) = stored else {
+        return Err(invalid_references(conn, env, decl, None, &values).await);
+    };
     let tenant_of_row = tenant_value(decl, &values, Some(id));
-    write_children(conn, id, tenant_of_row, &values)
+    let after = if write_children(conn, id, tenant_of_row, &values)
         .await
-        .map_err(|e| map_db_error(decl, None, e))?;
-
-    let after = read_flat(conn, decl, id).await?;
-    fire(
+        .map_err(|e| map_db_error(decl, None, e))?
+    {
+        read_flat(conn, decl, id).await?
+    } else {
+        read::parse_stored(decl, &stored)?
+    };
+    record_change(
         conn,
-        decl.hooks.after_change,
+        env,
+        decl,
         ChangeEvent {
             action: Action::Create,
             collection: decl.slug,
@@ -124,38 +136,70 @@ pub async fn create_with(
         },
     )
     .await?;
-    audit::record(
-        conn,
-        &AuditEntry::change(
-            env.call,
-            "create",
-            decl,
-            &id.to_string(),
-            None,
-            Some(&after),
-            tenant_of_row,
-        ),
-    )
-    .await?;
-    let mut doc = read_back(conn, env, decl, id, params).await?;
+    let mut doc = read_back(conn, env, decl, id, after, params).await?;
     if let Value::Object(d) = &mut doc {
         d.extend(reveal);
     }
     Ok(doc)
 }
 
-/// Runs an `after_change`/`after_delete` hook, when the declaration has one, in the write's transaction.
-async fn fire(
+/// The write's hook, its audit row and its outbound events, in the write's transaction. The
+/// audit row and the events travel as one statement.
+async fn record_change(
     conn: &mut PgConnection,
-    hook: Option<AfterChange>,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
     event: ChangeEvent<'_>,
 ) -> Result<(), ApiError> {
+    let (hook, verb) = match event.action {
+        Action::Create => (decl.hooks.after_change, "create"),
+        Action::Delete => (decl.hooks.after_delete, "delete"),
+        _ => (decl.hooks.after_change, "update"),
+    };
     if let Some(hook) = hook {
         hook(conn, &event).await?;
     }
-    // Outbound events to subscribed integration endpoints, in the same transaction.
-    crate::integrations::outbound::on_change(conn, &event).await?;
+    let entry = AuditEntry::change(
+        env.call,
+        verb,
+        decl,
+        &event.id.to_string(),
+        event.before,
+        event.after,
+        event.tenant,
+    );
+    let mut qb = QueryBuilder::<Postgres>::new("WITH audit AS (");
+    audit::push_insert(&mut qb, &entry);
+    qb.push(") SELECT ");
+    if !crate::integrations::outbound::push_on_change(&mut qb, &event) {
+        qb.push("NULL");
+    }
+    qb.build().execute(&mut *conn).await?;
     Ok(())
+}
+
+/// A guarded write touched no row: a reference is missing or not visible. Names the fields.
+async fn invalid_references(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    id: Option<Uuid>,
+    values: &[(&'static Field, WriteVal)],
+) -> ApiError {
+    let mut errors = Vec::new();
+    if let Err(e) = check_relations(conn, env, values, &mut errors).await {
+        return e;
+    }
+    if errors.is_empty() {
+        // Visible again by the time we looked (a concurrent change): name every reference.
+        for (f, _) in relation_refs(values).into_iter().flat_map(|(_, refs)| refs) {
+            if !errors.iter().any(|e: &FieldError| e.path == f.name) {
+                let label = if f.name == "tenant" { None } else { Some(f.label) };
+                errors.push(FieldError::new(f.name, label, INVALID_SELECTION));
+            }
+        }
+    }
+    ApiError::validation(decl.slug, id.map(|i| i.to_string()), errors)
 }
 
 /// The update or delete target, checked against the caller's access.
@@ -172,16 +216,19 @@ async fn load_target(
         Decision::All => Cond::True,
         Decision::Filter(f) => Compiler::new(env.read.registry, false).row_filter(decl, "t0", f),
     };
+    // Locked, checked and read in one statement.
     let mut qb = QueryBuilder::<Postgres>::new("SELECT (");
     push_cond(&mut qb, &filter);
-    qb.push(") FROM ")
+    qb.push("), ")
+        .push(read::stored_doc_expr(decl, "t0"))
+        .push(" FROM ")
         .push(decl.table)
         .push(" t0 WHERE t0.id = ")
         .push_bind(id)
         .push(" FOR UPDATE");
-    let allowed: Option<Option<bool>> = qb.build_query_scalar().fetch_optional(&mut *conn).await?;
-    match (allowed, &decision) {
-        (Some(Some(true)), _) => read_flat(conn, decl, id).await,
+    let row: Option<(Option<bool>, String)> = qb.build_query_as().fetch_optional(&mut *conn).await?;
+    match (row, &decision) {
+        (Some((Some(true), stored)), _) => read::parse_stored(decl, &stored),
         // Outside a where-shaped access result, or missing while one applies: 403 (Payload).
         (_, Decision::Filter(_)) => Err(ApiError::Forbidden),
         _ => Err(ApiError::NotFound),
@@ -243,15 +290,16 @@ pub async fn update_with(
     let (values, mut errors) = validate::check(decl, &patch, &merged);
     errors.extend(hook_error);
     check_tenant(decl, env, &values, Action::Update, &mut errors).await?;
-    check_relations(conn, env, &values, &mut errors).await?;
     if !errors.is_empty() {
+        check_relations(conn, env, &values, &mut errors).await?;
         return Err(ApiError::validation(decl.slug, Some(id.to_string()), errors));
     }
     let columns: Vec<&(&'static Field, WriteVal)> =
         values.iter().filter(|(f, _)| !f.column.is_empty()).collect();
+    let mut stored = None;
     if !columns.is_empty() {
         let mut qb = QueryBuilder::<Postgres>::new("UPDATE ");
-        qb.push(decl.table).push(" SET ");
+        qb.push(decl.table).push(" AS t0 SET ");
         for (i, (f, v)) in columns.iter().enumerate() {
             if i > 0 {
                 qb.push(", ");
@@ -259,20 +307,38 @@ pub async fn update_with(
             qb.push(f.column).push(" = ");
             push_value(&mut qb, f, v, env.cipher)?;
         }
-        qb.push(" WHERE id = ").push_bind(id);
-        qb.build()
-            .execute(&mut *conn)
+        qb.push(" WHERE t0.id = ").push_bind(id).push(" AND ");
+        push_relation_guard(&mut qb, env, &values);
+        qb.push(" RETURNING ").push(read::stored_doc_expr(decl, "t0"));
+        let row: Option<String> = qb
+            .build_query_scalar()
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|e| map_db_error(decl, Some(id), e))?;
+        // The target is locked (load_target): no row means a reference failed its guard.
+        let Some(row) = row else {
+            return Err(invalid_references(conn, env, decl, Some(id), &values).await);
+        };
+        stored = Some(row);
+    } else if !relation_refs(&values).is_empty() {
+        let mut errors = Vec::new();
+        check_relations(conn, env, &values, &mut errors).await?;
+        if !errors.is_empty() {
+            return Err(ApiError::validation(decl.slug, Some(id.to_string()), errors));
+        }
     }
     let tenant = tenant_value(decl, &values, Some(id)).or_else(|| uuid_of(before.get("tenant")));
-    write_children(conn, id, tenant, &values)
+    let wrote_children = write_children(conn, id, tenant, &values)
         .await
         .map_err(|e| map_db_error(decl, Some(id), e))?;
-    let after = read_flat(conn, decl, id).await?;
-    fire(
+    let after = match stored {
+        Some(text) if !wrote_children => read::parse_stored(decl, &text)?,
+        _ => read_flat(conn, decl, id).await?,
+    };
+    record_change(
         conn,
-        decl.hooks.after_change,
+        env,
+        decl,
         ChangeEvent {
             action: Action::Update,
             collection: decl.slug,
@@ -283,20 +349,7 @@ pub async fn update_with(
         },
     )
     .await?;
-    audit::record(
-        conn,
-        &AuditEntry::change(
-            env.call,
-            "update",
-            decl,
-            &id.to_string(),
-            Some(&before),
-            Some(&after),
-            tenant,
-        ),
-    )
-    .await?;
-    let mut doc = read_back(conn, env, decl, id, params).await?;
+    let mut doc = read_back(conn, env, decl, id, after, params).await?;
     if let Value::Object(d) = &mut doc {
         d.extend(reveal);
     }
@@ -315,7 +368,7 @@ pub async fn delete_by_id(
         return Err(ApiError::NotFound);
     };
     let before = load_target(conn, env, decl, id, Action::Delete).await?;
-    let doc = read_back(conn, env, decl, id, params).await?;
+    let doc = read_back(conn, env, decl, id, before.clone(), params).await?;
     sqlx::query(&format!("DELETE FROM {} WHERE id = $1", decl.table))
         .bind(id)
         .execute(&mut *conn)
@@ -326,9 +379,10 @@ pub async fn delete_by_id(
     } else {
         uuid_of(before.get("tenant"))
     };
-    fire(
+    record_change(
         conn,
-        decl.hooks.after_delete,
+        env,
+        decl,
         ChangeEvent {
             action: Action::Delete,
             collection: decl.slug,
@@ -337,19 +391,6 @@ pub async fn delete_by_id(
             before: Some(&before),
             after: None,
         },
-    )
-    .await?;
-    audit::record(
-        conn,
-        &AuditEntry::change(
-            env.call,
-            "delete",
-            decl,
-            &id.to_string(),
-            Some(&before),
-            None,
-            tenant,
-        ),
     )
     .await?;
     Ok(doc)
@@ -481,13 +522,8 @@ async fn check_tenant(
     Ok(())
 }
 
-/// Referenced documents must exist and be readable by the caller: one query per target.
-async fn check_relations(
-    conn: &mut PgConnection,
-    env: &WriteEnv<'_>,
-    values: &[(&'static Field, WriteVal)],
-    errors: &mut Vec<FieldError>,
-) -> Result<(), ApiError> {
+/// The single references of a write, grouped by target collection.
+fn relation_refs(values: &[(&'static Field, WriteVal)]) -> Vec<(&'static str, Vec<(&'static Field, Uuid)>)> {
     let mut by_target: Vec<(&'static str, Vec<(&'static Field, Uuid)>)> = Vec::new();
     for (f, v) in values {
         let (Some(target), WriteVal::Uuid(id)) = (f.kind.relation_target(), v) else {
@@ -498,12 +534,51 @@ async fn check_relations(
             None => by_target.push((target, vec![(f, *id)])),
         }
     }
-    for (slug, refs) in by_target {
+    by_target
+}
+
+/// A condition that holds when every reference of the write points at a document the caller
+/// may reference ([`tenant_visibility`]): the write's statement carries it, so the common case
+/// costs no query of its own; [`check_relations`] names the failing fields when it fails.
+fn push_relation_guard(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    env: &WriteEnv<'_>,
+    values: &[(&'static Field, WriteVal)],
+) {
+    qb.push("TRUE");
+    for (slug, refs) in relation_refs(values) {
+        let Some(target) = env.read.registry.get(slug) else {
+            continue;
+        };
+        let mut ids: Vec<Uuid> = refs.iter().map(|(_, id)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let count = ids.len() as i64;
+        let mut compiler = Compiler::new(env.read.registry, false);
+        let access = tenant_visibility(&mut compiler, env, target, "r0");
+        qb.push(" AND (SELECT count(*) FROM ")
+            .push(target.table)
+            .push(" r0 WHERE r0.id = ANY(")
+            .push_bind(ids)
+            .push(") AND ");
+        push_cond(qb, &access);
+        qb.push(") = ").push_bind(count);
+    }
+}
+
+/// Referenced documents must exist and be readable by the caller: one query per target.
+async fn check_relations(
+    conn: &mut PgConnection,
+    env: &WriteEnv<'_>,
+    values: &[(&'static Field, WriteVal)],
+    errors: &mut Vec<FieldError>,
+) -> Result<(), ApiError> {
+    for (slug, refs) in relation_refs(values) {
         let Some(target) = env.read.registry.get(slug) else {
             continue;
         };
         let mut compiler = Compiler::new(env.read.registry, false);
-        let access = tenant_visibility(&mut compiler, env, target);
+        let access = tenant_visibility(&mut compiler, env, target, "t0");
         let ids: Vec<Uuid> = refs.iter().map(|(_, id)| *id).collect();
         let mut qb = QueryBuilder::<Postgres>::new("SELECT t0.id FROM ");
         qb.push(target.table)
@@ -532,6 +607,7 @@ fn tenant_visibility(
     compiler: &mut Compiler<'_>,
     env: &WriteEnv<'_>,
     target: &'static CollectionDecl,
+    alias: &str,
 ) -> Cond {
     let principal = env.read.principal;
     let platform_key = principal.api_key().is_some_and(|k| k.tenant_id.is_none());
@@ -541,7 +617,7 @@ fn tenant_visibility(
     let mut tenants = principal.tenants_with(&[]);
     tenants.extend(env.read.tenant.tenant_id.filter(|t| !t.is_nil()));
     let filter = RowFilter::Or(vec![RowFilter::TenantIn(tenants), RowFilter::TenantNull]);
-    compiler.row_filter(target, "t0", &filter)
+    compiler.row_filter(target, alias, &filter)
 }
 
 /// Binds one value with the SQL its column type needs.
@@ -621,17 +697,20 @@ fn tenant_value(
     })
 }
 
-/// Replaces the child-table rows of the array fields present in the write.
+/// Replaces the child-table rows of the array fields present in the write; whether there
+/// were any (the stored form read with the row is then out of date).
 async fn write_children(
     conn: &mut PgConnection,
     owner: Uuid,
     tenant: Option<Uuid>,
     values: &[(&'static Field, WriteVal)],
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
+    let mut wrote = false;
     for (f, v) in values {
         let (Kind::Child(child), WriteVal::Rows(rows)) = (f.kind, v) else {
             continue;
         };
+        wrote = true;
         let mut del = QueryBuilder::<Postgres>::new("DELETE FROM ");
         del.push(child.table)
             .push(" WHERE ")
@@ -713,7 +792,7 @@ async fn write_children(
             qb.build().execute(&mut *conn).await?;
         }
     }
-    Ok(())
+    Ok(wrote)
 }
 
 /// The stored document with every column, at depth 0 (for hooks, merges and audit diffs).
@@ -725,32 +804,48 @@ async fn read_flat(
     read::flat_by_id(conn, decl, id).await?.ok_or(ApiError::NotFound)
 }
 
+/// The response to a write: the stored document as the caller's read with `select`/`depth`
+/// would show it. Built from the row the write already holds; only population queries. The
+/// writer may have moved the document outside its read scope (e.g. unpublished it): the
+/// response still shows what was written.
 async fn read_back(
     conn: &mut PgConnection,
     env: &WriteEnv<'_>,
     decl: &'static CollectionDecl,
     id: Uuid,
+    stored: Map<String, Value>,
     params: &FindParams,
 ) -> Result<Value, ApiError> {
-    // The writer may have moved the document outside its read scope (e.g. unpublished it):
-    // the response still shows what was written.
-    match read::find_by_id(
+    let public_only = env.read.public_only();
+    let doc = match read::project_stored(decl, stored, params.select.as_ref(), public_only) {
+        Some(doc) => doc,
+        // A key the stored form leaves out (an embedding asked for by name): read it.
+        None => {
+            let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
+            qb.push(read::doc_expr_for(
+                decl,
+                "t0",
+                params.select.as_ref(),
+                public_only,
+            ))
+            .push(" FROM ")
+            .push(decl.table)
+            .push(" t0 WHERE t0.id = ")
+            .push_bind(id);
+            let text: String = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+            read::parse_stored(decl, &text)?
+        }
+    };
+    let mut docs = read::finish_docs(
         conn,
         &env.read,
         decl,
-        &id.to_string(),
+        vec![doc],
         params.depth,
-        params.select.as_ref(),
         params.populate.as_ref(),
     )
-    .await
-    {
-        Err(ApiError::NotFound) | Err(ApiError::Forbidden) => {
-            let flat = read_flat(conn, decl, id).await?;
-            Ok(Value::Object(flat))
-        }
-        other => other,
-    }
+    .await?;
+    Ok(docs.pop().unwrap_or(Value::Null))
 }
 
 /// Database constraint errors as field errors (the one place the mapping lives).
