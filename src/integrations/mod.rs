@@ -95,9 +95,9 @@ impl Integrations {
         })
     }
 
-    /// Starts the secret caches' listeners, the jobs NOTIFY listener, the workers (`SYNC_WORKERS`) and, when enabled, the scheduler.
+    /// Starts the coalescing NOTIFY sender, the jobs NOTIFY listener, the workers (`SYNC_WORKERS`)
+    /// and, when enabled, the scheduler. (The secret caches listen on the app's connection.)
     pub fn start(self: &Arc<Self>) {
-        self.secrets.spawn_invalidation(self.pool.clone());
         self.spawn_notifier();
         if self.config.jobs.workers > 0 {
             self.start_listener();

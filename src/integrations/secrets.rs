@@ -21,7 +21,7 @@ use super::webhooks::Source;
 use crate::config::Config;
 use crate::crypto::FieldCipher;
 use crate::db::scope::{begin, DbScope};
-use crate::notify::NotifiedCache;
+use crate::notify::{Listeners, NotifiedCache};
 
 /// One endpoint's webhook secrets, decrypted, with the stored (encrypted) values the logging
 /// statement compares against.
@@ -118,10 +118,17 @@ impl SecretDirectory {
         }
     }
 
-    /// Starts the listeners that keep both caches honest.
+    /// Subscribes both caches to the instance's LISTEN connection (before it starts).
+    pub fn listen(&self, listeners: &Listeners) {
+        self.endpoints.listen(listeners, "cityos_integrations");
+        self.tenants.listen(listeners, "cityos_context");
+    }
+
+    /// A LISTEN connection of their own, for an `Integrations` outside the app (tools, tests).
     pub fn spawn_invalidation(&self, pool: sqlx::PgPool) {
-        self.endpoints.spawn(pool.clone(), "cityos_integrations");
-        self.tenants.spawn(pool, "cityos_context");
+        let listeners = Listeners::new();
+        self.listen(&listeners);
+        listeners.start(pool);
     }
 
     /// This instance changed an endpoint: forget the secrets now (others hear the NOTIFY).
