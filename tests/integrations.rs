@@ -1759,3 +1759,30 @@ async fn accepted_deliveries_share_a_coalesced_notify_that_other_instances_hear(
     assert_eq!(job_count(&app, "process_webhook").await, 20);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_app_s_workers_wake_on_another_instance_s_notify_without_polling() {
+    let (_m, murl) = start_fake_medusa().await;
+    // A poll interval far beyond the test: only the NOTIFY can wake the idle workers.
+    let app = spawn(
+        &murl,
+        &[("SYNC_WORKERS", "2"), ("SYNC_POLL_INTERVAL_MS", "600000")],
+    )
+    .await;
+    wait_listening(&app, "cityos_jobs").await;
+    // Let the workers find the queue empty and go to sleep.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query(
+        "INSERT INTO sync_jobs (job_type, source_collection, source_doc_id, target_system, idempotency_key)
+         VALUES ('payload_to_medusa', 'pages', 'p1', 'medusa', 'wake:1')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    wait_all_done(&app, 1, 5).await;
+    assert_eq!(
+        queue::counts(&app.pool).await.unwrap(),
+        vec![("success".to_string(), 1)]
+    );
+    app.stop().await;
+}

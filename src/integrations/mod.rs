@@ -33,13 +33,28 @@ use crate::config::Config;
 use crate::crypto::FieldCipher;
 
 impl Integrations {
-    /// LISTEN cityos_jobs: every NOTIFY (a job was enqueued) wakes the idle workers.
+    /// Subscribes to the instance's LISTEN connection (before it starts): the secret caches,
+    /// and, when this instance runs workers, `cityos_jobs` to wake them.
+    pub fn listen(&self, listeners: &crate::notify::Listeners) {
+        self.secrets.listen(listeners);
+        if self.config.jobs.workers > 0 {
+            let wake = self.wake.clone();
+            listeners.subscribe(
+                "cityos_jobs",
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(move || wake.notify_waiters()),
+            );
+        }
+    }
+
+    /// LISTEN cityos_jobs on a connection of its own, for an `Integrations` outside the app
+    /// (tools, tests): every NOTIFY (a job was enqueued) wakes the idle workers.
     pub fn start_listener(self: &Arc<Self>) {
         let wake = self.wake.clone();
         crate::notify::spawn_listener(
             self.pool.clone(),
             "cityos_jobs",
-            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
             Arc::new(move || wake.notify_waiters()),
         );
     }
@@ -95,13 +110,11 @@ impl Integrations {
         })
     }
 
-    /// Starts the coalescing NOTIFY sender, the jobs NOTIFY listener, the workers (`SYNC_WORKERS`)
-    /// and, when enabled, the scheduler. (The secret caches listen on the app's connection.)
+    /// Starts the coalescing NOTIFY sender, the workers (`SYNC_WORKERS`) and, when enabled, the
+    /// scheduler. Their wake-ups and the secret caches listen on the app's one LISTEN
+    /// connection ([`listen`](Self::listen)).
     pub fn start(self: &Arc<Self>) {
         self.spawn_notifier();
-        if self.config.jobs.workers > 0 {
-            self.start_listener();
-        }
         queue::spawn_workers(self, self.config.jobs.workers);
         if self.config.jobs.scheduler_enabled {
             scheduler::spawn(self.clone());
