@@ -196,3 +196,62 @@ async fn a_write_costs_three_statements() {
         assert_eq!(written, 0, "nothing half-written");
     }
 }
+
+/// A content write with no subscribed endpoint enqueues nothing and notifies no job worker: a
+/// NOTIFY in the write's transaction would make its commit wait for the previous notifying
+/// commit's disk flush. With a subscriber, the delivery job is enqueued in the same statement.
+#[tokio::test]
+async fn a_write_without_subscribers_enqueues_nothing_and_wakes_nobody() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut jobs = sqlx::postgres::PgListener::connect_with(&app.pool).await.unwrap();
+    jobs.listen("cityos_jobs").await.unwrap();
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_jobs")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let res = app
+            .send(
+                reqwest::Method::POST,
+                "/api/pages",
+                Some(&admin),
+                Some(serde_json::json!({"tenant": FASHIONISTA, "title": format!("Quiet {i}"), "status": "draft"})),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let heard = tokio::time::timeout(std::time::Duration::from_millis(300), jobs.recv()).await;
+    assert!(heard.is_err(), "no job worker was woken: {heard:?}");
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_jobs")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(after, before, "no job enqueued");
+
+    // A subscriber: the next create enqueues its delivery in the write's transaction.
+    sqlx::query(
+        "INSERT INTO integration_endpoints (tenant_id, name, system_type, base_url, events, enabled) \
+         VALUES ($1::uuid, 'Listener', 'notifications', 'http://127.0.0.1:9/hook', ARRAY['pages.created'], true)",
+    )
+    .bind(FASHIONISTA)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let res = app
+        .send(
+            reqwest::Method::POST,
+            "/api/pages",
+            Some(&admin),
+            Some(serde_json::json!({"tenant": FASHIONISTA, "title": "Heard", "status": "draft"})),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sync_jobs WHERE job_type = 'deliver_webhook' AND payload->>'event' = 'pages.created'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(queued, 1);
+}
