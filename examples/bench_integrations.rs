@@ -4,7 +4,9 @@
 //! `cargo run --release --example bench_integrations` (or `./scripts/bench.sh integrations`).
 //! Runs its own embedded PostgreSQL (fsync on) under `target/bench/integrations-pg`, the app
 //! in-process on 127.0.0.1. Env: BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_JOBS
-//! (20000), BENCH_WORKERS (4).
+//! (20000), BENCH_WORKERS (4), BENCH_PRESIGNED_PER_CONNECTION (600 × BENCH_SECONDS: requests
+//! signed ahead per connection), BENCH_FSYNC_OFF, BENCH_NO_NOTIFY, SYNC_CLAIM_BATCH,
+//! SYNC_CLAIM_BATCH_MAX, SYNC_WORKER_CONCURRENCY.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,9 +65,14 @@ async fn main() -> anyhow::Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .chain(
-        ["SYNC_CLAIM_BATCH", "DATABASE_MAX_CONNECTIONS"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))),
+        [
+            "SYNC_CLAIM_BATCH",
+            "SYNC_CLAIM_BATCH_MAX",
+            "SYNC_WORKER_CONCURRENCY",
+            "DATABASE_MAX_CONNECTIONS",
+        ]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))),
     )
     .collect();
     let config = Config::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -86,34 +93,59 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     // (a) Signed webhook ingest: each delivery verified, logged and enqueued before the 200.
+    // The requests are built and signed before the timed window (unique ids, timestamps of now,
+    // well inside the replay window), so the load generator spends its CPU on HTTP only.
+    // The load generator runs on threads of its own, so its CPU time is told apart from the
+    // server's (`cpu_ms` reads each thread's time by name).
+    let loadgen = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("loadgen")
+        .enable_all()
+        .build()?;
     let client = reqwest::Client::new();
     let ok = Arc::new(AtomicU64::new(0));
     let bad = Arc::new(AtomicU64::new(0));
-    let until = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
+    let exhausted = Arc::new(AtomicU64::new(0));
+    let per_task = var("BENCH_PRESIGNED_PER_CONNECTION", seconds * 600) as usize;
+    let endpoint = format!("http://{addr}/api/integrations/medusa/webhook");
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut prepared: Vec<Vec<reqwest::Request>> = Vec::new();
     for c in 0..conns {
-        let (client, ok, bad) = (client.clone(), ok.clone(), bad.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while Instant::now() < until {
-                i += 1;
-                let id = format!("msg_{c}_{i}");
-                let body = format!(
-                    r#"{{"type":"product.updated","timestamp":"2026-11-24T10:19:17.689Z","data":{{"id":"prod_{c}_{i}"}}}}"#
-                );
-                let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-                let sig = signatures::standard_sign(SECRET, &id, ts, body.as_bytes());
-                let res = client
-                    .post(format!("http://{addr}/api/integrations/medusa/webhook"))
+        let mut reqs = Vec::with_capacity(per_task);
+        for i in 0..per_task {
+            let id = format!("msg_{c}_{i}");
+            let body = format!(
+                r#"{{"type":"product.updated","timestamp":"2026-11-24T10:19:17.689Z","data":{{"id":"prod_{c}_{i}"}}}}"#
+            );
+            let sig = signatures::standard_sign(SECRET, &id, ts, body.as_bytes());
+            reqs.push(
+                client
+                    .post(&endpoint)
                     .header("content-type", "application/json")
-                    .header("webhook-id", &id)
+                    .header("webhook-id", id)
                     .header("webhook-timestamp", ts.to_string())
                     .header("webhook-signature", sig)
                     .body(body)
-                    .send()
-                    .await;
-                match res {
+                    .build()?,
+            );
+        }
+        prepared.push(reqs);
+    }
+    let postmaster = postmaster_pid(pg.pgdata());
+    let cpu_before = (cpu_ms(postmaster), Instant::now());
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for reqs in prepared {
+        let (client, ok, bad, exhausted) = (client.clone(), ok.clone(), bad.clone(), exhausted.clone());
+        tasks.push(loadgen.spawn(async move {
+            let mut reqs = reqs.into_iter();
+            while Instant::now() < until {
+                let Some(req) = reqs.next() else {
+                    exhausted.fetch_add(1, Ordering::Relaxed);
+                    break;
+                };
+                match client.execute(req).await {
                     Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
                     _ => bad.fetch_add(1, Ordering::Relaxed),
                 };
@@ -122,6 +154,13 @@ async fn main() -> anyhow::Result<()> {
     }
     for t in tasks {
         t.await?;
+    }
+    let cpu_after = cpu_ms(postmaster);
+    loadgen.shutdown_background();
+    if exhausted.load(Ordering::Relaxed) > 0 {
+        eprintln!(
+            "warning: connections ran out of pre-signed requests (raise BENCH_PRESIGNED_PER_CONNECTION)"
+        );
     }
     let took = started.elapsed().as_secs_f64();
     let n = ok.load(Ordering::Relaxed);
@@ -132,6 +171,15 @@ async fn main() -> anyhow::Result<()> {
         "| signed webhook ingest ({conns} connections, {seconds} s) | {:.0} /s | {n} accepted, {} refused, {logged} log rows |",
         n as f64 / took,
         bad.load(Ordering::Relaxed)
+    );
+    let per = |a: f64, b: f64| (b - a) / n.max(1) as f64 * 1000.0;
+    let (before, at) = cpu_before;
+    println!(
+        "| … CPU per accepted delivery (µs): server {:.0}, PostgreSQL {:.0}, load generator {:.0}; {:.0} % of 2 cores busy |",
+        per(before.server, cpu_after.server),
+        per(before.postgres, cpu_after.postgres),
+        per(before.loadgen, cpu_after.loadgen),
+        (cpu_after.total() - before.total()) / at.elapsed().as_millis() as f64 / 2.0 * 100.0,
     );
     sqlx::query("DELETE FROM sync_jobs").execute(&pool).await?;
 
@@ -152,25 +200,41 @@ async fn main() -> anyhow::Result<()> {
         .connect(&url)
         .await?;
     let ix = Integrations::new(ix_pool, Arc::new(cfg), cipher);
+    let cpu_before = cpu_ms(postmaster);
     let started = Instant::now();
     let handles = queue::spawn_workers(&ix, workers);
+    // Done when nothing is queued or running (both answered from the partial indexes; a
+    // count over the whole table every 20 ms would itself cost a noticeable share of the CPU).
     loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_jobs WHERE status <> 'success'")
-            .fetch_one(&pool)
-            .await?;
-        if left == 0 {
+        let busy: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sync_jobs WHERE status = 'queued')
+                 OR EXISTS (SELECT 1 FROM sync_jobs WHERE status = 'running')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if !busy {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let took = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_ms(postmaster);
     for h in handles {
         h.abort();
     }
+    let succeeded: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_jobs WHERE status = 'success'")
+        .fetch_one(&pool)
+        .await?;
     println!(
-        "| queue throughput, no-op target ({workers} workers, {jobs} jobs) | {:.0} jobs/s | {:.2} s |",
+        "| queue throughput, no-op target ({workers} workers, {jobs} jobs) | {:.0} jobs/s | {:.2} s, {succeeded} succeeded |",
         jobs as f64 / took,
         took
+    );
+    println!(
+        "| … CPU per job (µs): workers {:.0}, PostgreSQL {:.0}; {:.0} % of 2 cores busy |",
+        (cpu_after.server - cpu_before.server) / jobs as f64 * 1000.0,
+        (cpu_after.postgres - cpu_before.postgres) / jobs as f64 * 1000.0,
+        (cpu_after.total() - cpu_before.total()) / (took * 1000.0) / 2.0 * 100.0,
     );
 
     // (c) Enqueue cost inside a write's transaction: UPDATE alone vs UPDATE + the outbox INSERT.
@@ -234,4 +298,72 @@ async fn main() -> anyhow::Result<()> {
         pg.stop().await?;
     }
     Ok(())
+}
+
+/// CPU time used so far, in ms: this process's threads (load generator vs the rest, the server)
+/// and every process of the PostgreSQL cluster (the postmaster and its children).
+#[derive(Debug, Default, Clone, Copy)]
+struct Cpu {
+    server: f64,
+    loadgen: f64,
+    postgres: f64,
+}
+
+impl Cpu {
+    fn total(&self) -> f64 {
+        self.server + self.loadgen + self.postgres
+    }
+}
+
+/// (name, parent pid, utime + stime in ms) from a `/proc/…/stat` line.
+fn stat(path: &std::path::Path) -> Option<(String, u32, f64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (head, rest) = text.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_string();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(0) ppid(1) … utime(11) stime(12), in clock ticks (100 per second).
+    let ppid = fields.get(1)?.parse().ok()?;
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((name, ppid, ticks * 10.0))
+}
+
+fn postmaster_pid(pgdata: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(pgdata.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn cpu_ms(postmaster: Option<u32>) -> Cpu {
+    let mut cpu = Cpu::default();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Some((name, _, ms)) = stat(&t.path().join("stat")) {
+                if name.starts_with("loadgen") {
+                    cpu.loadgen += ms;
+                } else {
+                    cpu.server += ms;
+                }
+            }
+        }
+    }
+    let Some(postmaster) = postmaster else {
+        return cpu;
+    };
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Some((_, ppid, ms)) = stat(&p.path().join("stat")) {
+                if pid == postmaster || ppid == postmaster {
+                    cpu.postgres += ms;
+                }
+            }
+        }
+    }
+    cpu
 }

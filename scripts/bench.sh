@@ -11,7 +11,9 @@
 # (scripts/bench-media.sh: 1 MB uploads to local disk and S3, RSS during a 100 MB upload).
 #
 # `scripts/bench.sh integrations` runs the integration-plane benchmark instead
-# (examples/bench_integrations.rs: signed webhook ingest, queue throughput, enqueue cost).
+# (examples/bench_integrations.rs: signed webhook ingest, queue throughput, enqueue cost), and
+# `scripts/bench.sh webhooks` the ingest with wrk against the release binary
+# (scripts/bench-webhooks.sh: pre-signed deliveries, the server as a process of its own).
 #
 # Build first (`./run bench` does: deps with --bench, cargo build --release, this script).
 #
@@ -27,6 +29,7 @@ cd "$ROOT"
 case "${1:-}" in
   "") ;;
   media) exec "$(dirname "${BASH_SOURCE[0]}")/bench-media.sh" ;;
+  webhooks) exec "$(dirname "${BASH_SOURCE[0]}")/bench-webhooks.sh" ;;
   integrations)
     # Webhook ingest, queue throughput, enqueue cost (examples/bench_integrations.rs).
     cd "$ROOT" && exec cargo run --release --example bench_integrations ;;

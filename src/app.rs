@@ -112,6 +112,7 @@ impl Application {
         state.principals.listen(&listeners, "cityos_auth");
         state.public_cache.listen(&listeners);
         state.hosts.listen(&listeners);
+        state.integrations.listen(&listeners);
         listeners.start(db.pool.clone());
         state.public_cache.start_announcer(db.pool.clone());
         if let Some(kc) = &state.keycloak {

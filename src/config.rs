@@ -115,8 +115,13 @@ pub struct JobsConfig {
     pub retry_max_ms: u64,
     /// `SYNC_MAX_ATTEMPTS`: attempts before a job is `dead` (jobs made by the server).
     pub max_attempts: i32,
-    /// `SYNC_CLAIM_BATCH`: jobs a worker claims (and runs concurrently) at once.
+    /// `SYNC_CLAIM_BATCH`: jobs a worker claims at once; the batch it starts from and returns to.
     pub claim_batch: i64,
+    /// `SYNC_CLAIM_BATCH_MAX`: how far a worker's batch grows while the queue is deep and its
+    /// jobs finish fast.
+    pub claim_batch_max: i64,
+    /// `SYNC_WORKER_CONCURRENCY`: jobs of one worker running at once (outbound requests).
+    pub worker_concurrency: usize,
     /// `CRON_BATCH_SIZE`: jobs one cron call processes at most.
     pub cron_batch: i64,
     /// `MEDUSA_REQUEST_TIMEOUT_MS`: whole-request timeout of outbound calls (connect: 2 s).
@@ -485,6 +490,9 @@ impl Config {
             image_sizes,
         };
         let webhook_replay_window_secs = v.parse("WEBHOOK_REPLAY_WINDOW_SECONDS", 300, "a number of seconds");
+        let claim_batch = v
+            .parse("SYNC_CLAIM_BATCH", 16i64, "a number of jobs")
+            .clamp(1, 1000);
         let jobs = JobsConfig {
             workers: v.parse("SYNC_WORKERS", 2usize, "a number of workers"),
             poll_ms: v
@@ -494,8 +502,12 @@ impl Config {
             retry_base_ms: v.parse("SYNC_RETRY_BASE_MS", 5000u64, "a number of milliseconds"),
             retry_max_ms: v.parse("SYNC_RETRY_MAX_MS", 3_600_000u64, "a number of milliseconds"),
             max_attempts: v.parse("SYNC_MAX_ATTEMPTS", 8i32, "a number of attempts").max(1),
-            claim_batch: v
-                .parse("SYNC_CLAIM_BATCH", 16i64, "a number of jobs")
+            claim_batch,
+            claim_batch_max: v
+                .parse("SYNC_CLAIM_BATCH_MAX", 256i64, "a number of jobs")
+                .clamp(claim_batch, 1000),
+            worker_concurrency: v
+                .parse("SYNC_WORKER_CONCURRENCY", 16usize, "a number of jobs")
                 .clamp(1, 1000),
             cron_batch: v
                 .parse("CRON_BATCH_SIZE", 100i64, "a number of jobs")

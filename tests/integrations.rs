@@ -40,6 +40,26 @@ struct FakeMedusa {
     hang: AtomicBool,
     delay_ms: std::sync::atomic::AtomicU64,
     bodies: Mutex<Vec<(String, String, Value)>>,
+    /// Updates being answered right now, and the most seen at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts an update in flight while it lives.
+struct InFlight<'a>(&'a FakeMedusa);
+
+impl<'a> InFlight<'a> {
+    fn new(m: &'a FakeMedusa) -> InFlight<'a> {
+        let now = m.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        m.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(m)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn authorized(h: &HeaderMap) -> bool {
@@ -61,6 +81,7 @@ async fn fake_update(
     if !authorized(&headers) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthorized"}))).into_response();
     }
+    let _in_flight = InFlight::new(&m);
     if m.hang.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
@@ -978,6 +999,36 @@ async fn four_workers_apply_a_thousand_jobs_exactly_once() {
 }
 
 #[tokio::test]
+async fn a_worker_sends_at_most_its_concurrency_of_requests_at_once() {
+    let (medusa, murl) = start_fake_medusa().await;
+    medusa.add_product("prod_Q");
+    medusa.delay_ms.store(30, Ordering::SeqCst);
+    let app = spawn(&murl, &[]).await;
+    insert_jobs(&app, 40).await;
+    let ix = integrations(
+        &app,
+        &murl,
+        &[("SYNC_CLAIM_BATCH", "16"), ("SYNC_WORKER_CONCURRENCY", "3")],
+    );
+    let workers = queue::spawn_workers(&ix, 1);
+    wait_all_done(&app, 40, 60).await;
+    for w in workers {
+        w.abort();
+    }
+    assert_eq!(
+        queue::counts(&app.pool).await.unwrap(),
+        vec![("success".to_string(), 40)]
+    );
+    assert_eq!(medusa.applied_total(), 40);
+    let most = medusa.max_in_flight.load(Ordering::SeqCst);
+    assert!(
+        (2..=3).contains(&most),
+        "a batch of 16 runs 3 requests at a time, not 1 and not 16: {most}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_killed_worker_s_job_is_finished_by_another_after_its_lease_expires() {
     let (medusa, murl) = start_fake_medusa().await;
     medusa.add_product("prod_Q");
@@ -1489,5 +1540,249 @@ async fn handlers_per_event_deleted_products_unknown_types_and_fleetbase_orders(
         .await
         .unwrap();
     assert_eq!(statuses, vec!["success", "success", "success"]);
+    app.stop().await;
+}
+
+/// Waits until the app's listener for `channel` runs (its LISTEN is the connection's last query),
+/// so the caches under test are live rather than bypassed.
+async fn wait_listening(app: &TestApp, channel: &str) {
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE $1",
+        )
+        .bind(format!("LISTEN%{channel}%"))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if n > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no listener on {channel}");
+}
+
+fn test_cipher(app: &TestApp) -> cityos::crypto::FieldCipher {
+    let vars = common::test_env(&app.database_url);
+    let config = cityos::Config::from_vars(&vars).unwrap();
+    cityos::crypto::FieldCipher::new(config.secrets.payload_secret.expose())
+}
+
+#[tokio::test]
+async fn cached_webhook_secrets_never_outlive_a_change_made_elsewhere() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    wait_listening(&app, "cityos_integrations").await;
+    wait_listening(&app, "cityos_context").await;
+    let cipher = test_cipher(&app);
+    let endpoint: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO integration_endpoints (name, tenant_id, system_type, base_url, webhook_secret_enc)
+         VALUES ('Fleet', $1::uuid, 'fleetbase', 'https://fleet.example', $2) RETURNING id",
+    )
+    .bind(FASHIONISTA)
+    .bind(cipher.encrypt("secret-a"))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let delivery = |n: u32, tenant: &str, secret: &str| {
+        let body = format!(
+            r#"{{"id":"event_c{n}","event":"order.updated","data":{{"meta":{{"tenant_id":"{tenant}"}}}}}}"#
+        )
+        .into_bytes();
+        (vec![("signature", sig::fleetbase_sign(secret, &body))], body)
+    };
+    // Warm the caches: both tenants' hints and the source's endpoint secrets.
+    let (h, b) = delivery(1, "fashionista-sa", "secret-a");
+    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 200);
+    let (h, b) = delivery(2, common::RIYADH_EATS, FLEETBASE_SECRET);
+    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 200);
+
+    // Another instance changes things and this one has not heard yet (its NOTIFY is held back).
+    sqlx::query(
+        "ALTER TABLE integration_endpoints DISABLE TRIGGER integration_endpoints_notify_integrations",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Rotated to b, and the grace period of a cut short.
+    sqlx::query("UPDATE integration_endpoints SET webhook_secret_enc = $2 WHERE id = $1")
+        .bind(endpoint)
+        .bind(cipher.encrypt("secret-b"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE integration_endpoints SET previous_webhook_secret_expires_at = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(endpoint)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Riyadh Eats gets a secret of its own: the env secret no longer speaks for it.
+    sqlx::query(
+        "INSERT INTO integration_endpoints (name, tenant_id, system_type, base_url, webhook_secret_enc)
+         VALUES ('Fleet', $1::uuid, 'fleetbase', 'https://fleet.example', $2)",
+    )
+    .bind(common::RIYADH_EATS)
+    .bind(cipher.encrypt("secret-r"))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    // The cached (now removed) secret is refused: the logging statement finds it changed.
+    let (h, b) = delivery(3, "fashionista-sa", "secret-a");
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 401, "{r}");
+    // The new secret works at once: a refusal with cached secrets is decided from the table.
+    let (h, b) = delivery(4, "fashionista-sa", "secret-b");
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 200, "{r}");
+    // The env secret for a tenant that has its own secret now: refused.
+    let (h, b) = delivery(5, common::RIYADH_EATS, FLEETBASE_SECRET);
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 401, "{r}");
+    let (h, b) = delivery(6, common::RIYADH_EATS, "secret-r");
+    let (s, r) = post_raw(&app, FLEETBASE_PATH, &h, b).await;
+    assert_eq!(s, 200, "{r}");
+    // A disabled endpoint's secret: refused.
+    sqlx::query("UPDATE integration_endpoints SET enabled = false WHERE id = $1")
+        .bind(endpoint)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (h, b) = delivery(7, "fashionista-sa", "secret-b");
+    assert_eq!(post_raw(&app, FLEETBASE_PATH, &h, b).await.0, 401);
+
+    // One log row per delivery, with the verdict each got; only the accepted ones have a job.
+    let rows: Vec<(Option<String>, bool, i32, Option<uuid::Uuid>)> = sqlx::query_as(
+        "SELECT external_event_id, signature_valid, response_code, tenant_id FROM webhook_logs
+          WHERE system_type = 'fleetbase' ORDER BY created_at, id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let verdicts: Vec<(Option<&str>, bool, i32)> = rows
+        .iter()
+        .map(|(e, v, c, _)| (e.as_deref().and_then(|e| e.strip_prefix("event_c")), *v, *c))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            (Some("1"), true, 200),
+            (Some("2"), true, 200),
+            (None, false, 401),
+            (Some("4"), true, 200),
+            (None, false, 401),
+            (Some("6"), true, 200),
+            (None, false, 401),
+        ]
+    );
+    assert_eq!(
+        rows[5].3.map(|t| t.to_string()).as_deref(),
+        Some(common::RIYADH_EATS)
+    );
+    assert_eq!(job_count(&app, "process_webhook").await, 4);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_secret_cache_serves_repeated_lookups_and_empties_on_notify() {
+    use cityos::integrations::webhooks::Source;
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let ix = integrations(&app, &murl, &[]);
+    ix.secrets.spawn_invalidation(app.pool.clone());
+    let cipher = test_cipher(&app);
+    let lookup = || {
+        ix.secrets
+            .candidates(&ix.pool, &ix.cipher, Source::Fleetbase, None, false)
+    };
+    let mut live = false;
+    for _ in 0..200 {
+        lookup().await.unwrap();
+        if lookup().await.unwrap().cached {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        live,
+        "the second lookup is served from the cache once its listener runs"
+    );
+    let before = lookup().await.unwrap().list.len();
+    // A change from anywhere (here: SQL) empties it through NOTIFY cityos_integrations.
+    sqlx::query(
+        "INSERT INTO integration_endpoints (name, tenant_id, system_type, base_url, webhook_secret_enc)
+         VALUES ('Fleet', $1::uuid, 'fleetbase', 'https://fleet.example', $2)",
+    )
+    .bind(FASHIONISTA)
+    .bind(cipher.encrypt("secret-n"))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut seen = false;
+    for _ in 0..200 {
+        let c = lookup().await.unwrap();
+        if c.list.len() == before + 1 {
+            seen = c.list.iter().any(|c| &*c.secret == "secret-n");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen, "the new endpoint's secret is a candidate after the NOTIFY");
+    assert!(lookup().await.unwrap().cached, "and cached again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn accepted_deliveries_share_a_coalesced_notify_that_other_instances_hear() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&app.pool).await.unwrap();
+    listener.listen("cityos_jobs").await.unwrap();
+    for i in 0..20 {
+        let body = medusa_body(&format!("prod_n{i}"));
+        let h = standard_headers(MEDUSA_SECRET, &format!("msg_n{i}"), now(), body.as_bytes());
+        assert_eq!(post_raw(&app, MEDUSA_PATH, &h, body.into_bytes()).await.0, 200);
+    }
+    // Another instance's idle workers are woken: at least one NOTIFY after the jobs committed…
+    let first = tokio::time::timeout(Duration::from_secs(2), listener.recv()).await;
+    assert!(first.is_ok_and(|n| n.is_ok()), "a NOTIFY cityos_jobs arrives");
+    // …but fewer than one per delivery (a NOTIFY per insert would give 20; the notifier sends
+    // at most one per 20 ms).
+    let mut more = 0;
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), listener.recv()).await {
+        more += 1;
+    }
+    assert!(more < 19, "coalesced: {} NOTIFYs for 20 deliveries", more + 1);
+    assert_eq!(job_count(&app, "process_webhook").await, 20);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_app_s_workers_wake_on_another_instance_s_notify_without_polling() {
+    let (_m, murl) = start_fake_medusa().await;
+    // A poll interval far beyond the test: only the NOTIFY can wake the idle workers.
+    let app = spawn(
+        &murl,
+        &[("SYNC_WORKERS", "2"), ("SYNC_POLL_INTERVAL_MS", "600000")],
+    )
+    .await;
+    wait_listening(&app, "cityos_jobs").await;
+    // Let the workers find the queue empty and go to sleep.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query(
+        "INSERT INTO sync_jobs (job_type, source_collection, source_doc_id, target_system, idempotency_key)
+         VALUES ('payload_to_medusa', 'pages', 'p1', 'medusa', 'wake:1')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    wait_all_done(&app, 1, 5).await;
+    assert_eq!(
+        queue::counts(&app.pool).await.unwrap(),
+        vec![("success".to_string(), 1)]
+    );
     app.stop().await;
 }

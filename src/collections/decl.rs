@@ -344,6 +344,8 @@ pub enum CacheKind {
     Principals,
     /// Tenants by handle and host.
     Tenants,
+    /// Integration endpoints' inbound webhook secrets.
+    Endpoints,
 }
 
 impl CollectionDecl {

@@ -90,7 +90,9 @@ fn after_commit(state: &AppState, decl: &CollectionDecl) {
             CacheKind::Tenants => {
                 state.tenants.clear();
                 state.hosts.clear();
+                state.integrations.secrets.clear_tenants();
             }
+            CacheKind::Endpoints => state.integrations.secrets.clear_endpoints(),
         }
     }
 }

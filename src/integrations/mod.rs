@@ -17,11 +17,14 @@ pub mod outbound;
 pub mod queue;
 pub mod routes;
 pub mod scheduler;
+pub mod secrets;
 pub mod signatures;
 pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -30,13 +33,28 @@ use crate::config::Config;
 use crate::crypto::FieldCipher;
 
 impl Integrations {
-    /// LISTEN cityos_jobs: every NOTIFY (a job was enqueued) wakes the idle workers.
+    /// Subscribes to the instance's LISTEN connection (before it starts): the secret caches,
+    /// and, when this instance runs workers, `cityos_jobs` to wake them.
+    pub fn listen(&self, listeners: &crate::notify::Listeners) {
+        self.secrets.listen(listeners);
+        if self.config.jobs.workers > 0 {
+            let wake = self.wake.clone();
+            listeners.subscribe(
+                "cityos_jobs",
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(move || wake.notify_waiters()),
+            );
+        }
+    }
+
+    /// LISTEN cityos_jobs on a connection of its own, for an `Integrations` outside the app
+    /// (tools, tests): every NOTIFY (a job was enqueued) wakes the idle workers.
     pub fn start_listener(self: &Arc<Self>) {
         let wake = self.wake.clone();
         crate::notify::spawn_listener(
             self.pool.clone(),
             "cityos_jobs",
-            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
             Arc::new(move || wake.notify_waiters()),
         );
     }
@@ -53,7 +71,17 @@ pub struct Integrations {
     pub wake: Arc<Notify>,
     /// `{hostname}:{pid}`, the prefix of `lockedBy`.
     pub instance: String,
+    /// Inbound webhook secrets per source, cached (NOTIFY cityos_integrations).
+    pub secrets: secrets::SecretDirectory,
+    /// Set by [`job_enqueued`](Self::job_enqueued); the notifier sends one NOTIFY for all.
+    notify_pending: Arc<AtomicBool>,
+    notifier: Arc<Notify>,
+    /// The coalescing notifier runs (started by `start`); without it inserts notify themselves.
+    notifier_running: AtomicBool,
 }
+
+/// Enqueues within this interval share one `NOTIFY cityos_jobs` for other instances.
+const NOTIFY_COALESCE: Duration = Duration::from_millis(20);
 
 impl Integrations {
     pub fn new(pool: PgPool, config: Arc<Config>, cipher: Arc<FieldCipher>) -> Arc<Integrations> {
@@ -69,6 +97,10 @@ impl Integrations {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "cityos".into());
         Arc::new(Integrations {
+            secrets: secrets::SecretDirectory::new(&config),
+            notify_pending: Arc::new(AtomicBool::new(false)),
+            notifier: Arc::new(Notify::new()),
+            notifier_running: AtomicBool::new(false),
             pool,
             config,
             cipher,
@@ -78,14 +110,59 @@ impl Integrations {
         })
     }
 
-    /// Starts the NOTIFY listener, the workers (`SYNC_WORKERS`) and, when enabled, the scheduler.
+    /// Starts the coalescing NOTIFY sender, the workers (`SYNC_WORKERS`) and, when enabled, the
+    /// scheduler. Their wake-ups and the secret caches listen on the app's one LISTEN
+    /// connection ([`listen`](Self::listen)).
     pub fn start(self: &Arc<Self>) {
-        if self.config.jobs.workers > 0 {
-            self.start_listener();
-        }
+        self.spawn_notifier();
         queue::spawn_workers(self, self.config.jobs.workers);
         if self.config.jobs.scheduler_enabled {
             scheduler::spawn(self.clone());
         }
+    }
+}
+
+impl Integrations {
+    /// Whether an insert may leave its `NOTIFY cityos_jobs` to [`job_enqueued`](Self::job_enqueued)
+    /// (the statement then sets `cityos.jobs_notify_deferred`, migration 0016).
+    pub fn defers_notify(&self) -> bool {
+        self.notifier_running.load(Ordering::Acquire)
+    }
+
+    /// A job was committed by a statement that deferred its NOTIFY: wake this instance's idle
+    /// workers now, and let the notifier tell the other instances (one NOTIFY per interval,
+    /// however many jobs arrived in it).
+    pub fn job_enqueued(&self) {
+        self.wake.notify_waiters();
+        if !self.notify_pending.swap(true, Ordering::AcqRel) {
+            self.notifier.notify_one();
+        }
+    }
+
+    /// The task behind [`job_enqueued`](Self::job_enqueued). A NOTIFY that fails is not retried:
+    /// idle workers elsewhere still poll every `SYNC_POLL_INTERVAL_MS`.
+    fn spawn_notifier(self: &Arc<Self>) {
+        self.notifier_running.store(true, Ordering::Release);
+        let (pool, pending, notifier) = (
+            self.pool.clone(),
+            self.notify_pending.clone(),
+            self.notifier.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                notifier.notified().await;
+                if pool.is_closed() {
+                    return;
+                }
+                pending.store(false, Ordering::Release);
+                if let Err(e) = sqlx::query("SELECT pg_notify('cityos_jobs', 'sync_jobs')")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "coalesced job NOTIFY failed");
+                }
+                tokio::time::sleep(NOTIFY_COALESCE).await;
+            }
+        });
     }
 }

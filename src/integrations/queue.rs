@@ -134,6 +134,13 @@ pub async fn claim(
     due_by: Option<time::OffsetDateTime>,
 ) -> Result<Vec<Job>, sqlx::Error> {
     let mut tx = begin(&ix.pool, &DbScope::system()).await?;
+    // Workers take every type: no per-row type test while the claim walks the queue's index.
+    // (`$3 IS NOT NULL` keeps the parameter typed; without a column it is a one-time test.)
+    let type_filter = if types == ALL_TYPES {
+        ""
+    } else {
+        "AND job_type = ANY($3)"
+    };
     let jobs = sqlx::query_as::<_, Job>(&format!(
         "UPDATE sync_jobs j
             SET status = 'running', locked_by = $1, locked_at = now(),
@@ -141,7 +148,7 @@ pub async fn claim(
                 started_at = coalesce(j.started_at, now()), attempts = j.attempts + 1
            FROM (SELECT id FROM sync_jobs
                   WHERE status = 'queued' AND run_after <= least(now(), coalesce($5, now()))
-                    AND job_type = ANY($3)
+                    AND ($3::text[] IS NOT NULL) {type_filter}
                   ORDER BY run_after LIMIT $4 FOR UPDATE SKIP LOCKED) c
           WHERE j.id = c.id
       RETURNING {JOB_COLUMNS}"
@@ -195,10 +202,13 @@ pub fn truncate(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-/// Appends a log row and keeps the last 50 (SQL fragment; `$log` is the new row array).
-const APPEND_LOG: &str = "logs = (SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM (
-        SELECT e, n FROM jsonb_array_elements(j.logs || $LOG::jsonb) WITH ORDINALITY AS x(e, n)
-        ORDER BY n DESC LIMIT 50) k)";
+/// Appends a log row and keeps the last 50 (SQL fragment; `$LOG` is the new row array). Most
+/// jobs have a few entries: they take the plain concatenation, not the unnest-sort-aggregate.
+const APPEND_LOG: &str = "logs = CASE
+        WHEN jsonb_array_length(j.logs) + jsonb_array_length($LOG::jsonb) <= 50 THEN j.logs || $LOG::jsonb
+        ELSE (SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM (
+              SELECT e, n FROM jsonb_array_elements(j.logs || $LOG::jsonb) WITH ORDINALITY AS x(e, n)
+              ORDER BY n DESC LIMIT 50) k) END";
 
 /// Records the outcome, fenced by the claim. Retries go back to `queued` with a later
 /// `run_after`; when a newer job for the same document is already queued (coalescing index),
@@ -458,16 +468,23 @@ pub async fn run_claimed(ix: &Arc<Integrations>, jobs: Vec<Job>) -> Result<Vec<F
             }
         })
     });
+    // At most `SYNC_WORKER_CONCURRENCY` handlers at once: a grown batch of slow jobs must not
+    // become that many simultaneous requests to Medusa or an endpoint.
     let mut set = tokio::task::JoinSet::new();
-    for (i, job) in jobs.iter().cloned().enumerate() {
-        let ix = ix.clone();
-        set.spawn(async move { (i, super::handlers::execute(&ix, &job).await) });
-    }
+    let mut pending = jobs.iter().cloned().enumerate();
     let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok((i, o)) => outcomes[i] = Some(o),
-            Err(e) => tracing::error!(error = %e, "job task panicked"),
+    loop {
+        while set.len() < ix.config.jobs.worker_concurrency {
+            let Some((i, job)) = pending.next() else {
+                break;
+            };
+            let ix = ix.clone();
+            set.spawn(async move { (i, super::handlers::execute(&ix, &job).await) });
+        }
+        match set.join_next().await {
+            Some(Ok((i, o))) => outcomes[i] = Some(o),
+            Some(Err(e)) => tracing::error!(error = %e, "job task panicked"),
+            None => break,
         }
     }
     let mut results = vec![Finished::Lost; jobs.len()];
@@ -499,15 +516,18 @@ pub async fn run_claimed(ix: &Arc<Integrations>, jobs: Vec<Job>) -> Result<Vec<F
         .fetch_all(&mut *tx)
         .await?;
         // Inbound deliveries processed: their log rows in the same commit.
-        sqlx::query(
-            "UPDATE webhook_logs w SET status = 'success', attempts = s.attempts, error_message = NULL,
+        let webhooks = ok.iter().any(|i| jobs[*i].job_type == "process_webhook");
+        if webhooks {
+            sqlx::query(
+                "UPDATE webhook_logs w SET status = 'success', attempts = s.attempts, error_message = NULL,
                     processed_at = now(), next_retry_at = NULL
                FROM sync_jobs s
               WHERE s.id = ANY($1) AND s.job_type = 'process_webhook' AND w.id = s.webhook_log_id",
-        )
-        .bind(&done)
-        .execute(&mut *tx)
-        .await?;
+            )
+            .bind(&done)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         for i in &ok {
             if done.contains(&jobs[*i].id) {
@@ -568,13 +588,48 @@ pub async fn run_batch(ix: &Arc<Integrations>, types: &[&str], limit: i64) -> Re
     Ok(summary)
 }
 
-/// One background worker: reaps, claims a few jobs, runs them; sleeps until NOTIFY or the poll
-/// interval when the queue is empty. Stops when the pool closes.
+/// How many jobs a worker claims next. Each claimed batch costs two commits however many jobs
+/// it holds, so while the queue is deep (the last claim came back full) and its jobs are fast
+/// (the whole batch done within [`FAST_BATCH`]) the batch doubles, up to `SYNC_CLAIM_BATCH_MAX`;
+/// any other batch puts it back to `SYNC_CLAIM_BATCH`. Slow jobs (Medusa, endpoints) therefore
+/// keep small batches: a worker never sits on many claimed jobs that others could run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimBatch {
+    pub size: i64,
+    base: i64,
+    max: i64,
+}
+
+/// A batch finished within this is "fast" (no-op and local jobs; not a round trip to Medusa).
+pub const FAST_BATCH: Duration = Duration::from_millis(50);
+
+impl ClaimBatch {
+    pub fn new(base: i64, max: i64) -> ClaimBatch {
+        ClaimBatch {
+            size: base,
+            base,
+            max: max.max(base),
+        }
+    }
+
+    /// Adapts to the batch just run: `claimed` jobs, done in `took`.
+    pub fn adapt(&mut self, claimed: usize, took: Duration) {
+        self.size = if claimed as i64 >= self.size && took < FAST_BATCH {
+            (self.size * 2).min(self.max)
+        } else {
+            self.base
+        };
+    }
+}
+
+/// One background worker: reaps, claims a batch of jobs (sized by [`ClaimBatch`]), runs them;
+/// sleeps until NOTIFY or the poll interval when the queue is empty. Stops when the pool closes.
 pub async fn worker_loop(ix: Arc<Integrations>, index: usize) {
     let name = format!("{}:{index}", ix.instance);
     let poll = Duration::from_millis(ix.config.jobs.poll_ms);
     let mut last_reap = Instant::now() - Duration::from_secs(3600);
     let mut backoff = Duration::from_millis(100);
+    let mut batch = ClaimBatch::new(ix.config.jobs.claim_batch, ix.config.jobs.claim_batch_max);
     loop {
         if ix.pool.is_closed() {
             return;
@@ -588,7 +643,7 @@ pub async fn worker_loop(ix: Arc<Integrations>, index: usize) {
                 tracing::debug!(error = %e, "reaper failed");
             }
         }
-        let jobs = match claim(&ix, ALL_TYPES, ix.config.jobs.claim_batch, &name, None).await {
+        let jobs = match claim(&ix, ALL_TYPES, batch.size, &name, None).await {
             Ok(jobs) => {
                 backoff = Duration::from_millis(100);
                 jobs
@@ -608,6 +663,8 @@ pub async fn worker_loop(ix: Arc<Integrations>, index: usize) {
             }
             continue;
         }
+        let claimed = jobs.len();
+        let started = Instant::now();
         // A failure to record outcomes leaves jobs running; their leases expire and the reaper
         // returns them to the queue, so nothing is lost (the target dedupes the repeated
         // request by the job's idempotency key).
@@ -615,6 +672,7 @@ pub async fn worker_loop(ix: Arc<Integrations>, index: usize) {
             tracing::warn!(worker = %name, error = %e, "cannot record job outcomes");
             tokio::time::sleep(backoff).await;
         }
+        batch.adapt(claimed, started.elapsed());
     }
 }
 
@@ -636,6 +694,27 @@ pub async fn counts(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claim_batch_grows_while_full_and_fast_and_falls_back_otherwise() {
+        let fast = FAST_BATCH / 2;
+        let mut b = ClaimBatch::new(16, 100);
+        b.adapt(16, fast);
+        assert_eq!(b.size, 32);
+        b.adapt(32, fast);
+        b.adapt(64, fast);
+        assert_eq!(b.size, 100, "capped at the maximum");
+        b.adapt(100, fast);
+        assert_eq!(b.size, 100);
+        b.adapt(100, FAST_BATCH * 2);
+        assert_eq!(b.size, 16, "slow jobs: back to the base batch");
+        b.adapt(16, fast);
+        b.adapt(20, fast);
+        assert_eq!(b.size, 16, "the queue ran short: back to the base batch");
+        let mut b = ClaimBatch::new(16, 8);
+        b.adapt(16, fast);
+        assert_eq!(b.size, 16, "a maximum below the base is the base");
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_cap() {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::secrets::Candidate;
 use super::signatures::{self, Refusal};
 use super::Integrations;
 use crate::app::AppState;
@@ -97,12 +98,6 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// A secret that may verify a delivery, and the endpoint (tenant, store) it belongs to.
-struct Candidate {
-    secret: String,
-    endpoint: Option<(Uuid, Uuid, Option<Uuid>)>,
-}
-
 /// What the (not yet trusted) body or headers say about the tenant.
 fn tenant_hint(source: Source, headers: &HeaderMap, body: &Value) -> (Option<String>, Option<String>) {
     let s = |v: Option<&Value>| {
@@ -179,7 +174,7 @@ struct LogRow {
     status: &'static str,
     url: String,
     headers: Value,
-    body: Option<Vec<u8>>,
+    body: Option<Bytes>,
     response_code: u16,
     error: Option<String>,
 }
@@ -231,134 +226,92 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     let Some(bytes) = bytes else {
         row.response_code = 413;
         row.error = Some(format!("body larger than {MAX_WEBHOOK_BODY} bytes; not stored"));
-        let mut tx = begin(&ix.pool, &DbScope::system()).await?;
-        insert_row(&mut tx, &row, None).await?;
-        tx.commit().await?;
+        log_refusal(ix, &row).await?;
         return Err(ApiError::PayloadTooLarge);
     };
     let hash = crate::util::sha256_hex(&bytes);
-    row.hash = Some(hash.clone());
-    row.body = Some(bytes.to_vec());
     let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
     let empty = Value::Null;
     let body = parsed.as_ref().unwrap_or(&empty);
     let (event_type, external_id) = event_identity(source, &headers, body, &hash);
     row.event_type = super::queue::truncate(&event_type, 200);
-
-    // One transaction per delivery: look up secrets, write the row (and its job), commit, answer.
-    let mut tx = begin(&ix.pool, &DbScope::system()).await?;
+    row.hash = Some(hash);
     let (tenant_hint, store_hint) = tenant_hint(source, &headers, body);
-    let (hinted_tenant, candidates) = candidates(ix, &mut tx, source, tenant_hint.as_deref()).await?;
 
-    let verdict = verify(ix, source, &headers, &bytes, body, &candidates);
-    let matched = match verdict {
-        Ok(i) => &candidates[i],
-        Err(refusal) => {
-            row.error = Some(refusal.message().to_string());
-            insert_row(&mut tx, &row, None).await?;
-            tx.commit().await?;
-            return Err(ApiError::Unauthorized(refusal.message().to_string()));
-        }
-    };
-    row.signature_valid = true;
-    match matched.endpoint {
-        Some((endpoint, tenant, store)) => {
-            row.endpoint = Some(endpoint);
-            row.tenant = Some(tenant);
-            row.store = store;
-        }
-        None => row.tenant = hinted_tenant,
+    // Secrets from the per-instance cache; a refusal with cached secrets is decided again from
+    // the table (a secret added or rotated on another instance a moment ago).
+    let secrets = &ix.secrets;
+    let hint = tenant_hint.as_deref();
+    let mut candidates = secrets
+        .candidates(&ix.pool, &ix.cipher, source, hint, false)
+        .await?;
+    let mut verdict = verify(ix, source, &headers, &bytes, body, &candidates.list);
+    if candidates.cached && matches!(verdict, Err(Refusal::Mismatch | Refusal::NoSecret)) {
+        candidates = secrets
+            .candidates(&ix.pool, &ix.cipher, source, hint, true)
+            .await?;
+        verdict = verify(ix, source, &headers, &bytes, body, &candidates.list);
     }
-    if parsed.is_none() {
-        row.response_code = 400;
-        row.error = Some("body is not valid JSON".into());
-        insert_row(&mut tx, &row, None).await?;
-        tx.commit().await?;
-        return Err(ApiError::bad_request("The webhook body is not valid JSON."));
-    }
-    row.external_id = Some(super::queue::truncate(&external_id, 1000));
-    row.status = "received";
-    row.response_code = 200;
-    let response = accept(ix, &mut tx, source, row, store_hint).await?;
-    tx.commit().await?;
-    Ok(response)
-}
-
-/// hinted tenant, endpoint, its tenant, store, current secret, previous secret (while valid).
-type SecretRow = (
-    Option<Uuid>,
-    Option<Uuid>,
-    Option<Uuid>,
-    Option<Uuid>,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-);
-
-/// Secrets that may verify this delivery, and the tenant the hint names (uuid or handle). With
-/// a known tenant that has its own endpoint secret, only that endpoint's secrets count (its
-/// predecessor during the grace period included); otherwise every endpoint secret of the source
-/// and the env secret(s). One round trip.
-async fn candidates(
-    ix: &Integrations,
-    tx: &mut sqlx::PgConnection,
-    source: Source,
-    hint: Option<&str>,
-) -> Result<(Option<Uuid>, Vec<Candidate>), sqlx::Error> {
-    let rows: Vec<SecretRow> = sqlx::query_as(
-        "WITH t AS (SELECT id FROM tenants WHERE $2::text IS NOT NULL AND (id::text = $2 OR handle = $2) LIMIT 1)
-         SELECT (SELECT id FROM t), e.id, e.tenant_id, e.store_id, e.webhook_secret_enc,
-                CASE WHEN e.previous_webhook_secret_expires_at > now() THEN e.previous_webhook_secret_enc END
-           FROM (SELECT 1) one
-           LEFT JOIN LATERAL (
-                SELECT * FROM integration_endpoints
-                 WHERE system_type = $1 AND enabled AND webhook_secret_enc IS NOT NULL
-                   AND ((SELECT id FROM t) IS NULL OR tenant_id = (SELECT id FROM t))
-                 ORDER BY tenant_id, store_id NULLS FIRST
-                 LIMIT 1000) e ON true",
-    )
-    .bind(source.as_str())
-    .bind(hint)
-    .fetch_all(&mut *tx)
-    .await?;
-    let tenant = rows.first().and_then(|r| r.0);
-    let mut out = Vec::new();
-    for (_, id, t, store, current, previous) in rows {
-        let (Some(id), Some(t), Some(current)) = (id, t, current) else {
-            continue;
+    row.body = Some(bytes);
+    loop {
+        let matched = match verdict {
+            Ok(i) => candidates.list[i].clone(),
+            Err(refusal) => {
+                row.error = Some(refusal.message().to_string());
+                log_refusal(ix, &row).await?;
+                return Err(ApiError::Unauthorized(refusal.message().to_string()));
+            }
         };
-        for enc in std::iter::once(current).chain(previous) {
-            if let Some(secret) = ix.cipher.decrypt(&enc) {
-                out.push(Candidate {
-                    secret,
-                    endpoint: Some((id, t, store)),
-                });
+        row.signature_valid = true;
+        match &matched.endpoint {
+            Some(e) => {
+                row.endpoint = Some(e.id);
+                row.tenant = Some(e.tenant);
+                row.store = e.store;
+            }
+            None => {
+                row.endpoint = None;
+                row.tenant = candidates.tenant;
+                row.store = None;
+            }
+        }
+        if parsed.is_none() {
+            row.response_code = 400;
+            row.error = Some("body is not valid JSON".into());
+            log_refusal(ix, &row).await?;
+            return Err(ApiError::bad_request("The webhook body is not valid JSON."));
+        }
+        row.external_id = Some(super::queue::truncate(&external_id, 1000));
+        row.status = "received";
+        row.response_code = 200;
+        let confirm = candidates.cached.then_some(&matched);
+        match accept(ix, &row, store_hint.as_deref(), confirm).await? {
+            Accepted::Logged { id, duplicate } => {
+                let body = json!({"received": true, "id": id, "duplicate": duplicate});
+                return Ok(Json(body).into_response());
+            }
+            // The cached secret no longer holds: decide once more from the table (a fresh
+            // read is not confirmed again, so this loops at most twice).
+            Accepted::Stale => {
+                candidates = secrets
+                    .candidates(&ix.pool, &ix.cipher, source, hint, true)
+                    .await?;
+                let bytes = row.body.as_deref().unwrap_or_default();
+                verdict = verify(ix, source, &headers, bytes, body, &candidates.list);
+                row.signature_valid = false;
+                row.status = "failed";
+                row.response_code = 401;
+                (row.endpoint, row.tenant, row.store, row.external_id) = (None, None, None, None);
             }
         }
     }
-    if tenant.is_some() && !out.is_empty() {
-        return Ok((tenant, out));
-    }
-    let env = match source {
-        Source::Medusa => &ix.config.medusa.webhook_secret,
-        Source::Fleetbase => &ix.config.fleetbase.webhook_secret,
-        Source::Erpnext => &ix.config.erpnext.webhook_secret,
-    };
-    if let Some(secret) = env {
-        // A comma list: several Fleetbase credentials, or old and new during a rotation.
-        let list: Vec<&str> = secret
-            .expose()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        for s in list {
-            out.push(Candidate {
-                secret: s.to_string(),
-                endpoint: None,
-            });
-        }
-    }
-    Ok((tenant, out))
+}
+
+/// Stores a refused delivery (no job) in a transaction of its own.
+async fn log_refusal(ix: &Integrations, row: &LogRow) -> Result<(), sqlx::Error> {
+    let mut tx = begin(&ix.pool, &DbScope::system()).await?;
+    insert_row(&mut tx, row).await?;
+    tx.commit().await
 }
 
 fn now_unix() -> i64 {
@@ -382,7 +335,7 @@ fn verify(
     body: &Value,
     candidates: &[Candidate],
 ) -> Result<usize, Refusal> {
-    let secrets: Vec<&str> = candidates.iter().map(|c| c.secret.as_str()).collect();
+    let secrets: Vec<&str> = candidates.iter().map(|c| &*c.secret).collect();
     let window = ix.config.webhook_replay_window_secs as i64;
     let max_age = ix.config.jobs.webhook_max_age_hours as i64 * 3600;
     match source {
@@ -452,17 +405,15 @@ fn check_age(value: Option<&Value>, max_age: i64) -> Result<(), Refusal> {
 /// A client-supplied request id may repeat: the row then gets a suffix (the column is unique).
 const INSERT_LOG: &str = "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, store_id, endpoint_id,
         event_type, external_event_id, payload_hash, signature_valid, status, attempts, url, headers, raw_body,
-        response_code, error_message, duplicate_of_id)
+        response_code, error_message)
      VALUES (CASE WHEN EXISTS (SELECT 1 FROM webhook_logs WHERE request_id = $1)
                   THEN $1 || '.' || substr(md5(random()::text), 1, 8) ELSE $1 END,
-             $2, 'inbound', $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, $16)";
+             $2, 'inbound', $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15)";
 
-fn bind_row<'q, O>(
-    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    row: &'q LogRow,
-    duplicate_of: Option<Uuid>,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    q.bind(&row.request_id)
+/// Stores a refused delivery (no job).
+async fn insert_row(tx: &mut sqlx::PgConnection, row: &LogRow) -> Result<(), sqlx::Error> {
+    sqlx::query(INSERT_LOG)
+        .bind(&row.request_id)
         .bind(row.source)
         .bind(row.tenant)
         .bind(row.store)
@@ -471,82 +422,65 @@ fn bind_row<'q, O>(
         .bind(&row.external_id)
         .bind(&row.hash)
         .bind(row.signature_valid)
-        .bind(if duplicate_of.is_some() {
-            "duplicate"
-        } else {
-            row.status
-        })
+        .bind(row.status)
         .bind(&row.url)
         .bind(&row.headers)
-        .bind(&row.body)
+        .bind(row.body.as_deref())
         .bind(row.response_code as i32)
         .bind(&row.error)
-        .bind(duplicate_of)
-}
-
-/// Stores a refused delivery or a duplicate (no job).
-async fn insert_row(
-    tx: &mut sqlx::PgConnection,
-    row: &LogRow,
-    duplicate_of: Option<Uuid>,
-) -> Result<(), sqlx::Error> {
-    let sql = format!("{INSERT_LOG} RETURNING id");
-    bind_row(sqlx::query_as::<_, (Uuid,)>(&sql), row, duplicate_of)
-        .fetch_one(&mut *tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
-/// The accepted delivery: its log row and its processing job in one statement, or a
-/// `duplicate` row pointing at the first delivery.
+/// What the logging statement did with an accepted delivery.
+enum Accepted {
+    /// Stored (the first delivery, with its job) or a redelivery (`duplicate`, no job).
+    Logged { id: Option<Uuid>, duplicate: bool },
+    /// The cached secret that verified it no longer holds; nothing was written.
+    Stale,
+}
+
+/// The accepted delivery in one statement outside a transaction (`cityos_accept_webhook`,
+/// migration 0016): its log row and its processing job, or a `duplicate` row pointing at the
+/// first delivery, committed before the answer. `confirm` is the cached secret that verified it,
+/// which the statement checks against the table. The job's NOTIFY is left to
+/// [`Integrations::job_enqueued`], which wakes this instance's workers at once and coalesces the
+/// NOTIFY for other instances.
 async fn accept(
     ix: &Integrations,
-    tx: &mut sqlx::PgConnection,
-    source: Source,
-    mut row: LogRow,
-    store_hint: Option<String>,
-) -> Result<Response, ApiError> {
-    if row.store.is_none() {
-        if let (Some(tenant), Some(store)) = (row.tenant, &store_hint) {
-            row.store = sqlx::query_scalar(
-                "SELECT id FROM stores WHERE tenant_id = $1 AND (id::text = $2 OR handle = $2) LIMIT 1",
-            )
-            .bind(tenant)
-            .bind(store)
-            .fetch_optional(&mut *tx)
-            .await?;
-        }
-    }
-    let sql = format!(
-        "WITH ins AS ({INSERT_LOG}
-             ON CONFLICT (system_type, external_event_id)
-                WHERE direction = 'inbound' AND signature_valid AND duplicate_of_id IS NULL
-             DO NOTHING RETURNING id, tenant_id, store_id),
-         job AS (
-             INSERT INTO sync_jobs (job_type, tenant_id, store_id, source_collection, source_doc_id,
-                                    target_system, webhook_log_id, payload, idempotency_key, max_attempts)
-             SELECT 'process_webhook', tenant_id, store_id, 'webhook-logs', id::text, 'payload', id,
-                    $17, 'process_webhook:' || id, $18
-               FROM ins
-             RETURNING 1)
-         SELECT id FROM ins"
-    );
-    let first: Option<(Uuid,)> = bind_row(sqlx::query_as::<_, (Uuid,)>(&sql), &row, None)
-        .bind(json!({"source": source.as_str(), "eventType": row.event_type}))
-        .bind(ix.config.jobs.max_attempts)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if let Some((id,)) = first {
-        return Ok(Json(json!({"received": true, "id": id, "duplicate": false})).into_response());
-    }
-    let original: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM webhook_logs WHERE system_type = $1 AND external_event_id = $2
-            AND direction = 'inbound' AND signature_valid AND duplicate_of_id IS NULL",
+    row: &LogRow,
+    store_hint: Option<&str>,
+    confirm: Option<&Candidate>,
+) -> Result<Accepted, sqlx::Error> {
+    let (id, duplicate, stale): (Option<Uuid>, bool, bool) = sqlx::query_as(
+        "SELECT log_id, duplicate, stale FROM cityos_accept_webhook(
+             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
-    .bind(source.as_str())
+    .bind(&row.request_id)
+    .bind(row.source)
+    .bind(row.tenant)
+    .bind(row.store)
+    .bind(store_hint)
+    .bind(row.endpoint)
+    .bind(&row.event_type)
     .bind(&row.external_id)
-    .fetch_optional(&mut *tx)
+    .bind(&row.hash)
+    .bind(&row.url)
+    .bind(&row.headers)
+    .bind(row.body.as_deref())
+    .bind(ix.config.jobs.max_attempts)
+    .bind(ix.defers_notify())
+    .bind(confirm.is_some())
+    .bind(confirm.and_then(Candidate::stored))
+    .bind(confirm.is_some_and(|c| c.previous))
+    .fetch_one(&ix.pool)
     .await?;
-    insert_row(tx, &row, original).await?;
-    Ok(Json(json!({"received": true, "id": original, "duplicate": true})).into_response())
+    if stale {
+        return Ok(Accepted::Stale);
+    }
+    if !duplicate {
+        ix.job_enqueued();
+    }
+    Ok(Accepted::Logged { id, duplicate })
 }

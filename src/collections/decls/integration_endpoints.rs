@@ -65,5 +65,5 @@ pub static DECL: CollectionDecl = CollectionDecl {
         "systemType",
     )],
     auth: false,
-    invalidates: &[],
+    invalidates: &[CacheKind::Endpoints],
 };
