@@ -1145,3 +1145,133 @@ async fn an_upload_picker_takes_a_new_file_and_selects_it() {
     app.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Page ids a tenant has, as the list rows name them.
+async fn page_ids(app: &TestApp, tenant: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT id::text FROM pages WHERE tenant_id = $1::uuid")
+        .bind(tenant)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+fn listed_ids(html: &str) -> Vec<String> {
+    html.match_indices("<tr data-id=\"")
+        .map(|(at, m)| html[at + m.len()..at + m.len() + 36].to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_member_of_several_tenants_switches_between_its_own_tenants_only() {
+    let app = TestApp::spawn().await;
+    common::insert_pages(&app.pool, RIYADH_EATS, 3).await;
+    common::insert_pages(&app.pool, FASHIONISTA, 2).await;
+    // A third tenant the member does not belong to, with pages of its own.
+    let third: String = sqlx::query_scalar(
+        "INSERT INTO tenants (handle, name, status, country_id, scope_id, category_id, subcategory_id)
+         SELECT 'third-tenant', 'Third Tenant', 'active', country_id, scope_id, category_id, subcategory_id
+           FROM tenants WHERE id = $1::uuid RETURNING id::text",
+    )
+    .bind(FASHIONISTA)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    common::insert_pages(&app.pool, &third, 2).await;
+    app.member("two-tenants@cityos.test", FASHIONISTA, &["tenant_admin"])
+        .await;
+    sqlx::query(
+        "INSERT INTO user_tenant_memberships (user_id, tenant_id, roles, position)
+         SELECT id, $1::uuid, ARRAY['content_editor'], 1 FROM users WHERE email = 'two-tenants@cityos.test'",
+    )
+    .bind(RIYADH_EATS)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let session = admin_login(&app, "two-tenants@cityos.test", "member-password-123").await;
+
+    // The selector offers the member's own tenants, and only those.
+    let (status, html) = page(&app, &session, "/admin").await;
+    assert_eq!(status, 200);
+    let selector = &html[html.find("id=\"tenant-select\"").expect("a tenant selector")..];
+    let selector = &selector[..selector.find("</select>").unwrap()];
+    assert!(
+        selector.contains(FASHIONISTA) && selector.contains(RIYADH_EATS),
+        "{selector}"
+    );
+    assert!(!selector.contains(&third), "{selector}");
+    let csrf = csrf_of(&html);
+
+    // Choosing Riyadh Eats: its pages and nothing else.
+    let res = app
+        .client
+        .post(app.url("/admin/tenant"))
+        .header("Cookie", &session)
+        .form(&[("_csrf", csrf.as_str()), ("tenant", RIYADH_EATS)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.starts_with(&format!("cityos-admin-tenant={RIYADH_EATS}")),
+        "{set}"
+    );
+    assert!(set.contains("Path=/admin") && set.contains("HttpOnly"), "{set}");
+    let in_riyadh = format!("{session}; cityos-admin-tenant={RIYADH_EATS}");
+    let (_, list) = page(&app, &in_riyadh, "/admin/c/pages?limit=100").await;
+    let mut shown = listed_ids(&list);
+    let mut expected = page_ids(&app, RIYADH_EATS).await;
+    shown.sort();
+    expected.sort();
+    assert_eq!(shown, expected, "Riyadh Eats' pages, all of them and only them");
+    assert!(list.contains("Riyadh Eats"), "the current tenant is shown");
+
+    // Switching to Fashionista.
+    let in_fashionista = format!("{session}; cityos-admin-tenant={FASHIONISTA}");
+    let (_, list) = page(&app, &in_fashionista, "/admin/c/pages?limit=100").await;
+    let mut shown = listed_ids(&list);
+    let mut expected = page_ids(&app, FASHIONISTA).await;
+    shown.sort();
+    expected.sort();
+    assert_eq!(shown, expected);
+
+    // Another tenant is refused by the selector, and a forged cookie naming it is ignored.
+    let (status, _, _) = post(
+        &app,
+        &session,
+        "/admin/tenant",
+        &[("_csrf", &csrf), ("tenant", &third)],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let forged = format!("{session}; cityos-admin-tenant={third}");
+    let (_, list) = page(&app, &forged, "/admin/c/pages?limit=100").await;
+    let third_ids = page_ids(&app, &third).await;
+    assert!(
+        listed_ids(&list).iter().all(|id| !third_ids.contains(id)),
+        "a forged selection never reaches another tenant"
+    );
+    for id in &third_ids {
+        let (status, _) = page(&app, &forged, &format!("/admin/c/pages/{id}")).await;
+        assert_eq!(status, 404, "another tenant's page by URL");
+    }
+    // The REST API never honours the admin's selection (browsers do not even send it there).
+    let rest = |cookie: String| {
+        let app = &app;
+        async move {
+            let res = app
+                .client
+                .get(app.url("/api/pages?limit=100&depth=0"))
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            common::json(res).await
+        }
+    };
+    let (s1, with_selection) = rest(in_riyadh.clone()).await;
+    let (s2, without) = rest(session.clone()).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(with_selection["totalDocs"], without["totalDocs"]);
+    app.stop().await;
+}

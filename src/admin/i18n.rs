@@ -215,6 +215,7 @@ const DICT: &[(&str, &str, &str)] = &[
     ("skip", "Skip to content", "تخطي إلى المحتوى"),
     ("current_tenant", "Current tenant", "المستأجر الحالي"),
     ("none", "None", "لا يوجد"),
+    ("choose_tenant", "Choose a tenant", "اختر مستأجرًا"),
     ("edit", "Edit", "تعديل"),
     ("field", "Field", "الحقل"),
     ("before", "Before", "قبل"),

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::principal::{Principal, UserPrincipal};
-use crate::collections::access::{authorize, Action};
+use crate::collections::access::{authorize, Action, TenantContext};
 use crate::collections::decl::AdminGroup;
 use crate::http::extract::CallContext;
 use i18n::Lang;
@@ -110,6 +110,14 @@ impl FromRequestParts<AppState> for AdminCtx {
             return Err(Redirect::to("/admin/login").into_response());
         };
         let user = user.clone();
+        let mut call = call;
+        if let Some(t) = member_selection(&parts.headers, &call, &user) {
+            call.tenant = TenantContext {
+                tenant_id: Some(t),
+                store_id: None,
+                source: "cookie",
+            };
+        }
         let csrf = csrf::token(state.config.secrets.payload_secret.expose(), &session_key(&user));
         if !can_access_admin(&call.principal) {
             let mut c = Chrome::bare(lang, &csrf, Some(user.email.clone()));
@@ -129,6 +137,29 @@ impl FromRequestParts<AppState> for AdminCtx {
         })
     }
 }
+
+/// The admin's own tenant choice of a member of several tenants (`cityos-admin-tenant`, sent
+/// to `/admin` only). The REST resolver honours the selection cookie for super admins alone
+/// (the spec); inside the admin a member may narrow its view to one of its own tenants, which
+/// never widens what it can reach: a tenant it does not belong to is ignored.
+fn member_selection(
+    headers: &axum::http::HeaderMap,
+    call: &CallContext,
+    user: &UserPrincipal,
+) -> Option<Uuid> {
+    if call.tenant.tenant_id.is_some() || call.principal.is_super_admin() {
+        return None;
+    }
+    let chosen =
+        crate::http::extract::cookie(headers, ADMIN_TENANT_COOKIE).and_then(|v| Uuid::parse_str(&v).ok())?;
+    user.memberships
+        .iter()
+        .any(|m| m.tenant_id == chosen)
+        .then_some(chosen)
+}
+
+/// The cookie holding a member's tenant choice in the admin.
+pub const ADMIN_TENANT_COOKIE: &str = "cityos-admin-tenant";
 
 /// What a CSRF token is bound to: the session (or the user for session-less tokens).
 fn session_key(user: &UserPrincipal) -> String {

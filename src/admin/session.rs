@@ -117,22 +117,30 @@ pub async fn logout(
     res
 }
 
-/// The super admin's tenant selector: sets (or clears) `cityos-selected-tenant`, which the
-/// tenancy resolver honours for super admins only.
+/// The tenant selector. A super admin's choice is `cityos-selected-tenant`, which the tenancy
+/// resolver honours for super admins only (everywhere); a member of several tenants chooses one
+/// of its own tenants, kept in the admin's own cookie (`super::ADMIN_TENANT_COOKIE`, path
+/// `/admin`). Any other tenant is refused.
 pub async fn select_tenant(State(state): State<AppState>, ctx: AdminCtx, body: Bytes) -> Response {
     let input = FormInput::parse(&body);
     if !ctx.csrf_ok(&state, input.get("_csrf")) {
         return super::views::csrf_failed(&ctx);
     }
-    if !ctx.call.principal.is_super_admin() {
-        return super::views::forbidden(&ctx, &state).await;
-    }
     let tenant = input.get("tenant").and_then(|t| uuid::Uuid::parse_str(t).ok());
+    let (name, path) = if ctx.call.principal.is_super_admin() {
+        ("cityos-selected-tenant", "/")
+    } else {
+        let mine = |t: &uuid::Uuid| ctx.user.memberships.iter().any(|m| m.tenant_id == *t);
+        if tenant.is_some_and(|t| !mine(&t)) {
+            return super::views::forbidden(&ctx, &state).await;
+        }
+        (super::ADMIN_TENANT_COOKIE, "/admin")
+    };
     let secure = if state.auth.secure_cookies { "; Secure" } else { "" };
     let cookie = match tenant {
-        Some(t) => format!("cityos-selected-tenant={t}; Path=/; HttpOnly; SameSite=Lax{secure}"),
+        Some(t) => format!("{name}={t}; Path={path}; HttpOnly; SameSite=Lax{secure}"),
         None => format!(
-            "cityos-selected-tenant=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; SameSite=Lax{secure}"
+            "{name}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path={path}; HttpOnly; SameSite=Lax{secure}"
         ),
     };
     let back = safe_back(input.get("back"));
