@@ -20,7 +20,8 @@
 # Env: BENCH_PORT (3091), BENCH_RUNS (5), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
 #      BENCH_DURATION (10s), BENCH_TENANT (bench-07), BENCH_READY_TIMEOUT (120 s),
 #      BENCH_KEEP_DATA=1 keeps .data-bench/ (and skips re-seeding) instead of starting
-#      from an empty one, CITYOS_BIN (target/release/cityos).
+#      from an empty one, CITYOS_BIN (target/release/cityos), BENCH_ONLY=create,list (run
+#      only these load rows, by name; the admin and tenancy tables are skipped then).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -330,11 +331,14 @@ if [ -n "$OIDC_BASE" ]; then
 fi
 
 ROWS=()
+# selected NAME: whether BENCH_ONLY (a comma list of row names) is unset or names NAME.
+selected() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 # bench_endpoint NAME PATH [AUTH] [LUA]: AUTH is jwt (the admin), apikey or keycloak; LUA is a wrk script.
 bench_endpoint() {
   local name="$1" path="$2" auth="${3:-none}" lua="${4:-}" host="${5:-}" code out sampler_file rps p50 p99 reqs errs peak
   local -a hdr=() wrk_extra=()
   local credential=""
+  selected "$name" || return 0
   case "$auth" in
     jwt) credential="$ADMIN_TOKEN"; hdr=(-H "Authorization: JWT $ADMIN_TOKEN") ;;
     apikey) credential="$API_KEY"; hdr=(-H "X-API-Key: $API_KEY") ;;
@@ -421,6 +425,7 @@ ADMIN_ROWS=()
 # by curl (time to first byte on loopback) and the page's weight with its CSS and JS.
 admin_timing() {
   local name="$1" path="$2" n="${BENCH_ADMIN_N:-200}" times=() sizes html css js i line
+  selected "$name" || return 0
   if [ -z "$ADMIN_TOKEN" ] || [ -z "$path" ]; then
     ADMIN_ROWS+=("| $name | \`${path:-?}\` | skipped | - | - | - |")
     return 0
@@ -463,7 +468,9 @@ bench_endpoint by-id-host-builtin "$HOST_BYID_PATH" none "" "$HOST_NAME"
 stop_server
 
 CERBOS_SH="${CITYOS_RECIPES_DIR:-$ROOT/../shared/recipes}/cerbos.sh"
-if [ -f "$CERBOS_SH" ] && command -v npm >/dev/null 2>&1; then
+if ! selected list-host-pdp && ! selected by-id-host-pdp && ! selected list-host-pdp-uncached; then
+  :
+elif [ -f "$CERBOS_SH" ] && command -v npm >/dev/null 2>&1; then
   export TOOLS_DIR="$ROOT/target/tmp/cerbos/tools" CERBOS_HTTP_ADDR="127.0.0.1:${BENCH_CERBOS_PORT:-3692}" \
     CERBOS_GRPC_ADDR="127.0.0.1:${BENCH_CERBOS_GRPC_PORT:-3693}"
   if bash "$CERBOS_SH" start "$ROOT/policies"; then

@@ -35,6 +35,17 @@ impl Plan {
         }
     }
 
+    /// The decision for a resource with these attributes when the plan settles it: `None` when
+    /// a condition names an attribute the resource does not carry (then only a check can say,
+    /// as a CEL error inside a DENY rule's condition is not the same as false).
+    pub fn decides(&self, attrs: &Map<String, Value>) -> Option<bool> {
+        match self {
+            Plan::Always => Some(true),
+            Plan::Never => Some(false),
+            Plan::Cond(e) => e.eval(attrs),
+        }
+    }
+
     /// A plan from the PDP's JSON `filter`; `None` when it uses anything we do not map.
     pub fn from_pdp(filter: &Value) -> Option<Plan> {
         match filter.get("kind")?.as_str()? {
@@ -145,6 +156,28 @@ mod tests {
             json!({"tenantId": "t2", "status": "published", "ownerId": "u-x"})
         )));
         assert!(!plan.admits(&attrs(json!({"status": "draft"}))));
+    }
+
+    #[test]
+    fn a_plan_settles_only_what_its_attributes_decide() {
+        let attrs = |v: Value| v.as_object().unwrap().clone();
+        let new_in = |t: &str| attrs(json!({"tenantId": t}));
+        assert_eq!(Plan::Always.decides(&new_in("t1")), Some(true));
+        assert_eq!(Plan::Never.decides(&new_in("t1")), Some(false));
+        let tenant_admin = Plan::Cond(Expr::In("tenantId".into(), vec![json!("t1")]));
+        assert_eq!(tenant_admin.decides(&new_in("t1")), Some(true));
+        assert_eq!(tenant_admin.decides(&new_in("t2")), Some(false));
+        // A condition on an attribute a new document does not carry: only a check can say.
+        let editor = Plan::Cond(Expr::And(vec![
+            Expr::In("tenantId".into(), vec![json!("t1")]),
+            Expr::Not(Box::new(Expr::In("status".into(), vec![json!("published")]))),
+        ]));
+        assert_eq!(editor.decides(&new_in("t1")), None);
+        assert_eq!(
+            editor.decides(&new_in("t2")),
+            Some(false),
+            "false whatever the status"
+        );
     }
 
     #[test]

@@ -123,7 +123,9 @@ pub async fn authorize(
 }
 
 /// Which of these tenants `principal` may put a new or moved `decl` document in (`None` = a
-/// platform-wide row without tenant): one batched check.
+/// platform-wide row without tenant). The plan for the action (cached for the PDP) settles
+/// most asks, since a new resource carries only its tenant: a super admin's `Always`, a
+/// tenant admin's `tenantId in [...]`. What it leaves open goes to one batched check.
 pub async fn may_write_in(
     authz: &Authorizer,
     principal: &Principal,
@@ -137,19 +139,32 @@ pub async fn may_write_in(
             return Ok(vec![false; tenants.len()]);
         }
     }
-    let resources: Vec<serde_json::Value> = tenants
+    let p = authz::principal(principal, ctx);
+    let attrs: Vec<serde_json::Map<String, serde_json::Value>> = tenants
         .iter()
         .map(|t| {
-            let attr = match t {
-                Some(t) => serde_json::json!({"tenantId": t}),
-                None => serde_json::json!({"public": true}),
+            let mut attr = serde_json::Map::new();
+            match t {
+                Some(t) => attr.insert("tenantId".into(), t.to_string().into()),
+                None => attr.insert("public".into(), true.into()),
             };
-            serde_json::json!({"kind": decl.slug, "id": "new", "attr": attr})
+            attr
         })
         .collect();
-    authz
-        .check(&authz::principal(principal, ctx), &resources, action.as_str())
-        .await
+    let plan = authz.plan(&p, decl.slug, action.as_str()).await?;
+    let mut decided: Vec<Option<bool>> = attrs.iter().map(|a| plan.decides(a)).collect();
+    let open: Vec<usize> = (0..decided.len()).filter(|&i| decided[i].is_none()).collect();
+    if !open.is_empty() {
+        let resources: Vec<serde_json::Value> = open
+            .iter()
+            .map(|&i| serde_json::json!({"kind": decl.slug, "id": "new", "attr": attrs[i]}))
+            .collect();
+        let answers = authz.check(&p, &resources, action.as_str()).await?;
+        for (i, allowed) in open.into_iter().zip(answers) {
+            decided[i] = Some(allowed);
+        }
+    }
+    Ok(decided.into_iter().map(|d| d == Some(true)).collect())
 }
 
 /// A plan's condition over resource attributes as a row filter of `decl`. Attributes map to

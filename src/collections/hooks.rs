@@ -2,7 +2,10 @@
 //! declaration. Write hooks run inside the write's transaction, so what they write commits or
 //! rolls back with the change (the transactional outbox of sync jobs hangs here).
 //!
-//! - `before_change`: on the merged document before validation (derive fields);
+//! - `before_validate`: on the incoming (merged) document before validation: derive or normalise
+//!   fields so validation sees them (a slug from the title), or refuse a transition;
+//! - `before_change`: on the valid document just before it is written (stamps such as
+//!   `publishedAt`); what it sets is validated again;
 //! - `after_change`: after a create/update, with the connection of the transaction;
 //! - `after_delete`: after a delete, same transaction;
 //! - `after_read`: on every document read (computed fields such as media URLs).
@@ -15,7 +18,7 @@ use uuid::Uuid;
 use crate::collections::access::Action;
 use crate::http::error::{ApiError, FieldError};
 
-/// What a `before_change` hook sees.
+/// What a `before_validate` or `before_change` hook sees.
 pub struct ChangeCtx<'a> {
     pub action: Action,
     /// The stored document before the change (updates only).
@@ -51,6 +54,7 @@ pub type AfterRead = fn(&mut Map<String, Value>, &ReadCtx<'_>);
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Hooks {
+    pub before_validate: Option<BeforeChange>,
     pub before_change: Option<BeforeChange>,
     pub after_change: Option<AfterChange>,
     pub after_delete: Option<AfterChange>,
@@ -59,6 +63,7 @@ pub struct Hooks {
 
 impl Hooks {
     pub const NONE: Hooks = Hooks {
+        before_validate: None,
         before_change: None,
         after_change: None,
         after_delete: None,
@@ -66,8 +71,9 @@ impl Hooks {
     };
 }
 
-/// `slug` from `title` when none is given; `publishedAt` set the first time status is `published`.
-pub fn content_defaults(ctx: &mut ChangeCtx<'_>) -> Result<(), FieldError> {
+/// `slug` from `title` when none is given (before validation, so the slug's format and
+/// uniqueness are checked like a typed one).
+pub fn slug_from_title(ctx: &mut ChangeCtx<'_>) -> Result<(), FieldError> {
     let has_slug = ctx
         .data
         .get("slug")
@@ -81,6 +87,11 @@ pub fn content_defaults(ctx: &mut ChangeCtx<'_>) -> Result<(), FieldError> {
             }
         }
     }
+    Ok(())
+}
+
+/// `publishedAt` set the first time a valid document is written as `published`.
+pub fn stamp_published_at(ctx: &mut ChangeCtx<'_>) -> Result<(), FieldError> {
     let published = ctx.data.get("status").and_then(Value::as_str) == Some("published");
     let had = ctx
         .original
@@ -311,7 +322,20 @@ mod tests {
         let mut data = Map::new();
         data.insert("title".into(), "A Title".into());
         data.insert("status".into(), "published".into());
-        content_defaults(&mut ChangeCtx {
+        slug_from_title(&mut ChangeCtx {
+            action: Action::Create,
+            original: None,
+            data: &mut data,
+            reveal: &mut Map::new(),
+            api_key_salt: "",
+        })
+        .unwrap();
+        assert_eq!(data["slug"], "a-title");
+        assert!(
+            data.get("publishedAt").is_none(),
+            "stamped only before the change"
+        );
+        stamp_published_at(&mut ChangeCtx {
             action: Action::Create,
             original: None,
             data: &mut data,
@@ -325,7 +349,7 @@ mod tests {
         let original = data.clone();
         let mut again = data.clone();
         again.insert("publishedAt".into(), Value::Null);
-        content_defaults(&mut ChangeCtx {
+        stamp_published_at(&mut ChangeCtx {
             action: Action::Update,
             original: Some(&original),
             data: &mut again,

@@ -51,7 +51,7 @@ pub static DECL: CollectionDecl = CollectionDecl {
     ],
     default_sort: "-createdAt",
     hooks: Hooks {
-        before_change: Some(hooks::api_key_lifecycle),
+        before_validate: Some(hooks::api_key_lifecycle),
         ..Hooks::NONE
     },
     unique: &[("api_keys_prefix_key", "prefix")],

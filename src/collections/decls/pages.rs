@@ -124,7 +124,8 @@ pub static DECL: CollectionDecl = CollectionDecl {
     ],
     default_sort: "-createdAt",
     hooks: Hooks {
-        before_change: Some(hooks::content_defaults),
+        before_validate: Some(hooks::slug_from_title),
+        before_change: Some(hooks::stamp_published_at),
         after_change: Some(hooks::published_page_sync),
         ..Hooks::NONE
     },

@@ -42,7 +42,8 @@ pub static DECL: CollectionDecl = CollectionDecl {
     ],
     default_sort: "-createdAt",
     hooks: Hooks {
-        before_change: Some(hooks::content_defaults),
+        before_validate: Some(hooks::slug_from_title),
+        before_change: Some(hooks::stamp_published_at),
         ..Hooks::NONE
     },
     unique: &[("posts_tenant_id_store_id_slug_key", "slug")],

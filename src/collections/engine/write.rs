@@ -12,7 +12,7 @@ use crate::collections::engine::params::FindParams;
 use crate::collections::engine::query::{push_cond, Compiler, Cond};
 use crate::collections::engine::read::{self, ReadEnv};
 use crate::collections::engine::validate::{self, WriteVal, INVALID_SELECTION, UNIQUE};
-use crate::collections::hooks::{ChangeCtx, ChangeEvent};
+use crate::collections::hooks::{BeforeChange, ChangeCtx, ChangeEvent};
 use crate::crypto::FieldCipher;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::CallContext;
@@ -69,24 +69,30 @@ pub async fn create_with(
     apply_defaults(decl, env, &mut data, true).await?;
     data.extend(server.fields);
     let mut reveal = Map::new();
-    let mut hook_error = None;
-    if let Some(hook) = decl.hooks.before_change {
-        hook_error = hook(&mut ChangeCtx {
-            action: Action::Create,
-            original: None,
-            data: &mut data,
-            reveal: &mut reveal,
-            api_key_salt: env.api_key_salt,
-        })
-        .err();
-    }
-    let (values, mut errors) = validate::check(decl, &data, &data);
+    let mut hooks = HookRun {
+        action: Action::Create,
+        original: None,
+        reveal: &mut reveal,
+        api_key_salt: env.api_key_salt,
+    };
+    let hook_error = hooks.run(decl.hooks.before_validate, &mut data);
+    let (mut values, mut errors) = validate::check(decl, &data, &data);
     errors.extend(hook_error);
     check_tenant(decl, env, &values, Action::Create, &mut errors).await?;
     if !errors.is_empty() {
         // Every failing field at once, the references included.
         check_relations(conn, env, &values, &mut errors).await?;
         return Err(ApiError::validation(decl.slug, None, errors));
+    }
+    if decl.hooks.before_change.is_some() {
+        // The valid document, as it will be written; what the hook sets is checked again.
+        let hook_error = hooks.run(decl.hooks.before_change, &mut data);
+        let (checked, mut errors) = validate::check(decl, &data, &data);
+        errors.extend(hook_error);
+        if !errors.is_empty() {
+            return Err(ApiError::validation(decl.slug, None, errors));
+        }
+        values = checked;
     }
     let id = server.id.unwrap_or_else(Uuid::now_v7);
     // One statement: the row, guarded by its references being visible, read back as stored.
@@ -143,6 +149,47 @@ pub async fn create_with(
     Ok(doc)
 }
 
+/// The data hooks of one write (`before_validate`, then `before_change`), with what they share.
+struct HookRun<'a> {
+    action: Action,
+    original: Option<&'a Map<String, Value>>,
+    reveal: &'a mut Map<String, Value>,
+    api_key_salt: &'a str,
+}
+
+impl HookRun<'_> {
+    /// Runs `hook` (if the declaration names one) on the document; its refusal is a field error.
+    fn run(&mut self, hook: Option<BeforeChange>, data: &mut Map<String, Value>) -> Option<FieldError> {
+        let hook = hook?;
+        hook(&mut ChangeCtx {
+            action: self.action,
+            original: self.original,
+            data,
+            reveal: self.reveal,
+            api_key_salt: self.api_key_salt,
+        })
+        .err()
+    }
+
+    /// [`run`](Self::run) on an update's merged document; the fields the hook set join the patch.
+    fn run_on_patch(
+        &mut self,
+        hook: Option<BeforeChange>,
+        merged: &mut Map<String, Value>,
+        patch: &mut Map<String, Value>,
+    ) -> Option<FieldError> {
+        hook?;
+        let snapshot = merged.clone();
+        let error = self.run(hook, merged);
+        for (k, v) in merged.iter() {
+            if snapshot.get(k) != Some(v) {
+                patch.insert(k.clone(), v.clone());
+            }
+        }
+        error
+    }
+}
+
 /// The write's hook, its audit row and its outbound events, in the write's transaction. The
 /// audit row and the events travel as one statement.
 async fn record_change(
@@ -192,7 +239,7 @@ async fn invalid_references(
     }
     if errors.is_empty() {
         // Visible again by the time we looked (a concurrent change): name every reference.
-        for (f, _) in relation_refs(values).into_iter().flat_map(|(_, refs)| refs) {
+        for (f, _) in relation_refs(env, values).into_iter().flat_map(|(_, refs)| refs) {
             if !errors.iter().any(|e: &FieldError| e.path == f.name) {
                 let label = if f.name == "tenant" { None } else { Some(f.label) };
                 errors.push(FieldError::new(f.name, label, INVALID_SELECTION));
@@ -269,30 +316,28 @@ pub async fn update_with(
         merged.insert(k.clone(), v.clone());
     }
     let mut reveal = Map::new();
-    let mut hook_error = None;
-    if let Some(hook) = decl.hooks.before_change {
-        let snapshot = merged.clone();
-        hook_error = hook(&mut ChangeCtx {
-            action: Action::Update,
-            original: Some(&before),
-            data: &mut merged,
-            reveal: &mut reveal,
-            api_key_salt: env.api_key_salt,
-        })
-        .err();
-        // Fields the hook derived become part of the patch.
-        for (k, v) in &merged {
-            if snapshot.get(k) != Some(v) {
-                patch.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    let (values, mut errors) = validate::check(decl, &patch, &merged);
+    let mut hooks = HookRun {
+        action: Action::Update,
+        original: Some(&before),
+        reveal: &mut reveal,
+        api_key_salt: env.api_key_salt,
+    };
+    let hook_error = hooks.run_on_patch(decl.hooks.before_validate, &mut merged, &mut patch);
+    let (mut values, mut errors) = validate::check(decl, &patch, &merged);
     errors.extend(hook_error);
     check_tenant(decl, env, &values, Action::Update, &mut errors).await?;
     if !errors.is_empty() {
         check_relations(conn, env, &values, &mut errors).await?;
         return Err(ApiError::validation(decl.slug, Some(id.to_string()), errors));
+    }
+    if decl.hooks.before_change.is_some() {
+        let hook_error = hooks.run_on_patch(decl.hooks.before_change, &mut merged, &mut patch);
+        let (checked, mut errors) = validate::check(decl, &patch, &merged);
+        errors.extend(hook_error);
+        if !errors.is_empty() {
+            return Err(ApiError::validation(decl.slug, Some(id.to_string()), errors));
+        }
+        values = checked;
     }
     let columns: Vec<&(&'static Field, WriteVal)> =
         values.iter().filter(|(f, _)| !f.column.is_empty()).collect();
@@ -320,7 +365,7 @@ pub async fn update_with(
             return Err(invalid_references(conn, env, decl, Some(id), &values).await);
         };
         stored = Some(row);
-    } else if !relation_refs(&values).is_empty() {
+    } else if !relation_refs(env, &values).is_empty() {
         let mut errors = Vec::new();
         check_relations(conn, env, &values, &mut errors).await?;
         if !errors.is_empty() {
@@ -523,12 +568,22 @@ async fn check_tenant(
 }
 
 /// The single references of a write, grouped by target collection.
-fn relation_refs(values: &[(&'static Field, WriteVal)]) -> Vec<(&'static str, Vec<(&'static Field, Uuid)>)> {
+/// The references of a write to check for visibility, by target collection. The caller's own
+/// user row (`createdBy`/`updatedBy`, set by the server) is left out: callers always see
+/// themselves, and its foreign key still refuses a user deleted meanwhile.
+fn relation_refs(
+    env: &WriteEnv<'_>,
+    values: &[(&'static Field, WriteVal)],
+) -> Vec<(&'static str, Vec<(&'static Field, Uuid)>)> {
+    let caller = env.read.principal.user_id();
     let mut by_target: Vec<(&'static str, Vec<(&'static Field, Uuid)>)> = Vec::new();
     for (f, v) in values {
         let (Some(target), WriteVal::Uuid(id)) = (f.kind.relation_target(), v) else {
             continue;
         };
+        if target == "users" && Some(*id) == caller {
+            continue;
+        }
         match by_target.iter_mut().find(|(t, _)| *t == target) {
             Some((_, list)) => list.push((f, *id)),
             None => by_target.push((target, vec![(f, *id)])),
@@ -546,7 +601,7 @@ fn push_relation_guard(
     values: &[(&'static Field, WriteVal)],
 ) {
     qb.push("TRUE");
-    for (slug, refs) in relation_refs(values) {
+    for (slug, refs) in relation_refs(env, values) {
         let Some(target) = env.read.registry.get(slug) else {
             continue;
         };
@@ -573,7 +628,7 @@ async fn check_relations(
     values: &[(&'static Field, WriteVal)],
     errors: &mut Vec<FieldError>,
 ) -> Result<(), ApiError> {
-    for (slug, refs) in relation_refs(values) {
+    for (slug, refs) in relation_refs(env, values) {
         let Some(target) = env.read.registry.get(slug) else {
             continue;
         };
