@@ -861,6 +861,163 @@ async fn seed_test_5_product_content_sync_job_updates_medusa() {
     app.stop().await;
 }
 
+/// A draft product-content document of `tenant` (drafts enqueue no push of their own).
+async fn create_draft(app: &TestApp, admin: &str, tenant: &str, product: &str) -> String {
+    let (status, created) = json(
+        app.send(
+            Method::POST,
+            "/api/product-content?depth=0",
+            Some(admin),
+            Some(json!({"tenant": tenant, "medusaProductId": product, "title": "Oud Set"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    created["doc"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn push_and_reconcile_are_the_policys_actions_per_tenant() {
+    let (_medusa, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let admin = app.admin_token().await;
+    let mine = create_draft(&app, &admin, FASHIONISTA, "prod_A1").await;
+    let theirs = create_draft(&app, &admin, common::RIYADH_EATS, "prod_B1").await;
+    let push = |who: Option<String>, body: Value| {
+        let app = &app;
+        async move {
+            json(
+                app.send(
+                    Method::POST,
+                    "/api/integrations/payload/push-to-medusa",
+                    who.as_deref(),
+                    Some(body),
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    let queued = |id: String| {
+        let app = &app;
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM sync_jobs WHERE job_type = 'payload_to_medusa' AND source_doc_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+        }
+    };
+    // A tenant admin pushes everything it can: its own tenant's document, never the other's.
+    let ta = app
+        .member("ta@fashionista.sa", FASHIONISTA, &["tenant_admin"])
+        .await;
+    let in_tenant = |tenant: &'static str| {
+        let app = &app;
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM product_content WHERE tenant_id = $1::uuid")
+                .bind(tenant)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap() as u64
+        }
+    };
+    let jobs_in = |tenant: &'static str| {
+        let app = &app;
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM sync_jobs WHERE job_type = 'payload_to_medusa' AND tenant_id = $1::uuid",
+            )
+            .bind(tenant)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+        }
+    };
+    let riyadh_jobs = jobs_in(common::RIYADH_EATS).await;
+    let (code, rep) = push(Some(ta.clone()), json!({"where": {"id": {"exists": true}}})).await;
+    assert_eq!(code, 200, "{rep}");
+    let own = in_tenant(FASHIONISTA).await;
+    assert!(own >= 1);
+    assert_eq!(rep["matched"].as_u64(), Some(own), "{rep}");
+    assert_eq!(
+        rep["enqueued"].as_u64().unwrap() + rep["alreadyQueued"].as_u64().unwrap(),
+        own,
+        "{rep}"
+    );
+    assert_eq!(rep["refused"].as_u64(), Some(0), "{rep}");
+    assert_eq!((queued(mine.clone()).await, queued(theirs.clone()).await), (1, 0));
+    assert_eq!(
+        jobs_in(common::RIYADH_EATS).await,
+        riyadh_jobs,
+        "nothing of the other tenant"
+    );
+    // Naming the other tenant's document by id changes nothing.
+    let (code, rep) = push(Some(ta.clone()), json!({"id": theirs})).await;
+    assert_eq!((code, rep["enqueued"].as_u64()), (200, Some(0)), "{rep}");
+    assert_eq!(queued(theirs.clone()).await, 0);
+    // Reconcile: its own tenant yes, another tenant's context no.
+    let reconcile = |who: String, path: &'static str| {
+        let app = &app;
+        async move { json(app.send(Method::POST, path, Some(&who), None).await).await }
+    };
+    let (code, rep) = reconcile(ta.clone(), "/api/integrations/payload/reconcile").await;
+    assert_eq!(code, 200, "{rep}");
+    assert_eq!(rep["report"]["tenants"].as_u64(), Some(1), "{rep}");
+    let (code, _) = reconcile(
+        ta.clone(),
+        "/api/integrations/payload/reconcile?tenant=riyadh-eats",
+    )
+    .await;
+    assert_eq!(code, 403);
+    // API keys: the policy treats a tenant key as its tenant's admin, and the scope must allow
+    // writing product content.
+    let key = |scopes: Value| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let (code, created) = json(
+                app.send(
+                    Method::POST,
+                    "/api/api-keys?depth=0",
+                    Some(&admin),
+                    Some(json!({"name": "sync", "tenant": FASHIONISTA, "scopes": scopes})),
+                )
+                .await,
+            )
+            .await;
+            assert_eq!(code, 201, "{created}");
+            created["doc"]["key"].as_str().unwrap().to_string()
+        }
+    };
+    let reader = key(json!(["read:product-content"])).await;
+    let writer = key(json!(["read:product-content", "write:product-content"])).await;
+    let with_key = |k: String| {
+        let app = &app;
+        let id = mine.clone();
+        async move {
+            let res = app
+                .client
+                .post(app.url("/api/integrations/payload/push-to-medusa"))
+                .header("x-api-key", k)
+                .json(&json!({"id": id}))
+                .send()
+                .await
+                .unwrap();
+            json(res).await
+        }
+    };
+    let (code, _) = with_key(reader).await;
+    assert_eq!(code, 403, "a read-only key may not push");
+    let (code, rep) = with_key(writer).await;
+    assert_eq!(code, 200, "{rep}");
+    assert_eq!(rep["matched"].as_u64(), Some(1), "{rep}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn medusa_500_then_recovery_timeout_and_permanent_errors() {
     let (medusa, murl) = start_fake_medusa().await;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::queue::{self, Summary};
 use super::Integrations;
 use crate::app::AppState;
+use crate::authz::plan::Plan;
 use crate::collections::engine::params::FindParams;
 use crate::collections::engine::read::{self, ReadEnv};
 use crate::db::scope::{begin, DbScope};
@@ -30,10 +31,19 @@ pub fn router() -> Router<AppState> {
         .route("/cron/reconcile", post(cron_reconcile))
 }
 
-fn require_admin(ctx: &CallContext) -> Result<(), ApiError> {
-    if ctx.principal.is_super_admin() || !ctx.principal.tenants_with(&["tenant_admin"]).is_empty() {
+/// Who may push or reconcile is the policy's `push` / `reconcile` action on `product-content`
+/// (policies/product-content.yaml): a caller who may do it nowhere is refused before any work,
+/// an anonymous one with 401. API keys also need the `write:product-content` scope.
+async fn may_ever(state: &AppState, ctx: &CallContext, action: &str) -> Result<(), ApiError> {
+    let scoped = ctx
+        .principal
+        .api_key()
+        .is_none_or(|k| k.allows("write", PRODUCT_CONTENT));
+    let principal = crate::authz::principal(&ctx.principal, &ctx.tenant);
+    let plan = state.authz.plan(&principal, PRODUCT_CONTENT, action).await?;
+    if scoped && plan != Plan::Never {
         Ok(())
-    } else if ctx.principal.user_id().is_none() && ctx.principal.api_key().is_none() {
+    } else if matches!(ctx.principal, crate::auth::principal::Principal::Anonymous) {
         Err(ApiError::Unauthorized(
             "You are not allowed to perform this action.".into(),
         ))
@@ -42,15 +52,44 @@ fn require_admin(ctx: &CallContext) -> Result<(), ApiError> {
     }
 }
 
+/// Whether the caller may do `action` on each of these product-content documents (by their
+/// tenant and store), in one decision call.
+async fn allowed_on(
+    state: &AppState,
+    ctx: &CallContext,
+    action: &str,
+    docs: &[(String, Option<Uuid>, Option<Uuid>)],
+) -> Result<Vec<bool>, ApiError> {
+    let resources: Vec<Value> = docs
+        .iter()
+        .map(|(id, tenant, store)| {
+            let mut attr = serde_json::Map::new();
+            match tenant {
+                Some(t) => attr.insert("tenantId".into(), t.to_string().into()),
+                None => attr.insert("public".into(), true.into()),
+            };
+            if let Some(s) = store {
+                attr.insert("storeId".into(), s.to_string().into());
+            }
+            json!({"kind": PRODUCT_CONTENT, "id": id, "attr": attr})
+        })
+        .collect();
+    let principal = crate::authz::principal(&ctx.principal, &ctx.tenant);
+    state.authz.check(&principal, &resources, action).await
+}
+
+const PRODUCT_CONTENT: &str = "product-content";
+
 /// Body: `{"id": "<product-content id>"}`, `{"ids": [...]}` or `{"where": {...}}` (Payload's
-/// query language over `product-content`). Enqueues one push per document the caller may read;
-/// a document that already has a queued push is counted in `alreadyQueued`.
+/// query language over `product-content`). Enqueues one push per document the caller may read
+/// and push (`refused` counts the others); a document that already has a queued push is
+/// counted in `alreadyQueued`.
 async fn push_to_medusa(
     State(state): State<AppState>,
     ctx: CallContext,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    require_admin(&ctx)?;
+    may_ever(&state, &ctx, "push").await?;
     let body: Value = if body.is_empty() {
         json!({})
     } else {
@@ -91,12 +130,23 @@ async fn push_to_medusa(
     };
     let found = read::find(&mut tx, &env, decl, &params).await?;
     let docs = found["docs"].as_array().cloned().unwrap_or_default();
-    let (mut enqueued, mut already) = (0u64, 0u64);
+    let uuid_at = |doc: &Value, key: &str| doc[key].as_str().and_then(|t| Uuid::parse_str(t).ok());
+    let keys: Vec<(String, Option<Uuid>, Option<Uuid>)> = docs
+        .iter()
+        .map(|d| {
+            let id = d["id"].as_str().unwrap_or_default().to_string();
+            (id, uuid_at(d, "tenant"), uuid_at(d, "store"))
+        })
+        .collect();
+    let allowed = allowed_on(&state, &ctx, "push", &keys).await?;
+    let (mut enqueued, mut already, mut refused) = (0u64, 0u64, 0u64);
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    for doc in &docs {
-        let id = doc["id"].as_str().unwrap_or_default();
-        let tenant = doc["tenant"].as_str().and_then(|t| Uuid::parse_str(t).ok());
-        let store = doc["store"].as_str().and_then(|t| Uuid::parse_str(t).ok());
+    for (doc, ((id, tenant, store), allowed)) in docs.iter().zip(keys.iter().zip(allowed)) {
+        if !allowed {
+            refused += 1;
+            continue;
+        }
+        let (id, tenant, store) = (id.as_str(), *tenant, *store);
         let n = sqlx::query(
             "INSERT INTO sync_jobs (job_type, tenant_id, store_id, source_collection, source_doc_id, target_system,
                                     target_id, payload, idempotency_key, max_attempts, metadata)
@@ -129,6 +179,7 @@ async fn push_to_medusa(
         "matched": docs.len(),
         "enqueued": enqueued,
         "alreadyQueued": already,
+        "refused": refused,
     }))
     .into_response())
 }
@@ -136,26 +187,37 @@ async fn push_to_medusa(
 /// Compares Medusa's products with `product-content` (the caller's tenant; all tenants for a
 /// super admin without a tenant context) and enqueues the pushes that fix the differences.
 async fn reconcile(State(state): State<AppState>, ctx: CallContext) -> Result<Response, ApiError> {
-    require_admin(&ctx)?;
-    let tenant = match ctx.tenant.tenant_id {
+    may_ever(&state, &ctx, "reconcile").await?;
+    // One tenant (the resolved one, else the caller's only tenant), or every tenant for a
+    // caller the policy lets reconcile anything (a super admin, a platform key).
+    let tenant = ctx.tenant.tenant_id.or_else(|| {
+        let mine = ctx.principal.tenants_with(&[]);
+        (mine.len() == 1).then(|| mine[0])
+    });
+    let allowed = match tenant {
         Some(t) => {
-            if !ctx.principal.is_super_admin() && !ctx.principal.tenants_with(&["tenant_admin"]).contains(&t)
-            {
-                return Err(ApiError::Forbidden);
-            }
-            Some(t)
+            allowed_on(
+                &state,
+                &ctx,
+                "reconcile",
+                &[(format!("tenant:{t}"), Some(t), None)],
+            )
+            .await?
         }
-        None if ctx.principal.is_super_admin() => None,
         None => {
-            let mine = ctx.principal.tenants_with(&["tenant_admin"]);
-            if mine.len() != 1 {
+            let principal = crate::authz::principal(&ctx.principal, &ctx.tenant);
+            let plan = state.authz.plan(&principal, PRODUCT_CONTENT, "reconcile").await?;
+            if plan != Plan::Always && ctx.principal.tenants_with(&[]).len() > 1 {
                 return Err(ApiError::bad_request(
                     "Choose a tenant (?tenant=<slug> or X-Tenant).",
                 ));
             }
-            Some(mine[0])
+            vec![plan == Plan::Always]
         }
     };
+    if allowed != [true] {
+        return Err(ApiError::Forbidden);
+    }
     match super::handlers::reconcile(&state.integrations, tenant).await? {
         Ok(report) => Ok(Json(json!({"message": "Reconciliation done.", "report": report})).into_response()),
         Err(outcome) => {
