@@ -81,6 +81,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     db: Database,
+    /// Drained after the HTTP server (its workers finish or hand back their jobs).
+    integrations: Arc<crate::integrations::Integrations>,
 }
 
 impl Application {
@@ -133,10 +135,12 @@ impl Application {
             db.pool.clone(),
             Duration::from_secs(state.config.api_key_usage_flush_secs.max(1)),
         );
+        let integrations = state.integrations.clone();
         Ok(Application {
             listener,
             router: router(state),
             db,
+            integrations,
         })
     }
 
@@ -162,6 +166,8 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         tracing::info!("stopped accepting; in-flight requests drained");
+        let within = Duration::from_secs(self.integrations.config.jobs.drain_secs);
+        self.integrations.drain(within).await;
         self.db.close().await;
         served.context("server error")
     }

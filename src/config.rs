@@ -122,6 +122,8 @@ pub struct JobsConfig {
     pub claim_batch_max: i64,
     /// `SYNC_WORKER_CONCURRENCY`: jobs of one worker running at once (outbound requests).
     pub worker_concurrency: usize,
+    /// `SYNC_DRAIN_SECONDS`: at shutdown, how long workers may finish the jobs they run.
+    pub drain_secs: u64,
     /// `CRON_BATCH_SIZE`: jobs one cron call processes at most.
     pub cron_batch: i64,
     /// `MEDUSA_REQUEST_TIMEOUT_MS`: whole-request timeout of outbound calls (connect: 2 s).
@@ -509,6 +511,7 @@ impl Config {
             worker_concurrency: v
                 .parse("SYNC_WORKER_CONCURRENCY", 16usize, "a number of jobs")
                 .clamp(1, 1000),
+            drain_secs: v.parse("SYNC_DRAIN_SECONDS", 20u64, "a number of seconds"),
             cron_batch: v
                 .parse("CRON_BATCH_SIZE", 100i64, "a number of jobs")
                 .clamp(1, 10_000),

@@ -1186,6 +1186,55 @@ async fn a_worker_sends_at_most_its_concurrency_of_requests_at_once() {
 }
 
 #[tokio::test]
+async fn shutdown_finishes_running_jobs_and_hands_back_the_unstarted_ones() {
+    let (medusa, murl) = start_fake_medusa().await;
+    medusa.add_product("prod_Q");
+    // Within the client's timeout (500 ms in these tests).
+    medusa.delay_ms.store(300, Ordering::SeqCst);
+    let app = spawn(
+        &murl,
+        &[
+            ("SYNC_WORKERS", "1"),
+            ("SYNC_CLAIM_BATCH", "4"),
+            ("SYNC_CLAIM_BATCH_MAX", "4"),
+            ("SYNC_WORKER_CONCURRENCY", "1"),
+        ],
+    )
+    .await;
+    // One statement: the worker's first claim takes all four, and runs one at a time.
+    insert_jobs(&app, 4).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while medusa.in_flight.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no job started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pool = app.pool.clone();
+    let stopping = std::time::Instant::now();
+    app.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "the drain waits for the running job, not for leases (60 s)"
+    );
+    let rows: Vec<(String, i32, Option<String>, Value)> = sqlx::query_as(
+        "SELECT status, attempts, locked_by, logs FROM sync_jobs WHERE idempotency_key LIKE 'bulk:%' ORDER BY status",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(statuses, ["queued", "queued", "queued", "success"], "{rows:?}");
+    assert_eq!(medusa.applied_total(), 1, "the running job was finished, once");
+    for (_, attempts, locked_by, logs) in rows.iter().filter(|r| r.0 == "queued") {
+        assert_eq!(
+            (*attempts, locked_by.as_deref()),
+            (0, None),
+            "its attempt is given back"
+        );
+        assert!(logs.to_string().contains("released at shutdown"), "{logs}");
+    }
+}
+
+#[tokio::test]
 async fn a_killed_worker_s_job_is_finished_by_another_after_its_lease_expires() {
     let (medusa, murl) = start_fake_medusa().await;
     medusa.add_product("prod_Q");

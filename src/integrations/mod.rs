@@ -78,6 +78,11 @@ pub struct Integrations {
     notifier: Arc<Notify>,
     /// The coalescing notifier runs (started by `start`); without it inserts notify themselves.
     notifier_running: AtomicBool,
+    /// Set by [`drain`](Self::drain): workers claim nothing more and release what they have not
+    /// started.
+    stopping: AtomicBool,
+    /// The background workers `start` spawned, for `drain` to wait on.
+    workers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Enqueues within this interval share one `NOTIFY cityos_jobs` for other instances.
@@ -107,6 +112,8 @@ impl Integrations {
             http,
             wake: Arc::new(Notify::new()),
             instance: format!("{host}:{}", std::process::id()),
+            stopping: AtomicBool::new(false),
+            workers: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -115,7 +122,11 @@ impl Integrations {
     /// connection ([`listen`](Self::listen)).
     pub fn start(self: &Arc<Self>) {
         self.spawn_notifier();
-        queue::spawn_workers(self, self.config.jobs.workers);
+        let handles = queue::spawn_workers(self, self.config.jobs.workers);
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(handles);
         if self.config.jobs.scheduler_enabled {
             scheduler::spawn(self.clone());
         }
@@ -123,6 +134,38 @@ impl Integrations {
 }
 
 impl Integrations {
+    /// Whether [`drain`](Self::drain) was called: no new claims.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Stops the workers at shutdown: they claim nothing more, finish and record the jobs
+    /// they are running (within `within`), and hand the jobs they claimed but had not started
+    /// back to the queue at once, for another instance, instead of leaving them to their
+    /// leases. What is still running at the deadline is left to its lease (the reaper of any
+    /// instance returns it; the target dedupes a repeated call by the idempotency key).
+    pub async fn drain(&self, within: Duration) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_waiters();
+        let handles: Vec<_> = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        if handles.is_empty() {
+            return;
+        }
+        let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
+        match tokio::time::timeout(within, futures_util::future::join_all(handles)).await {
+            Ok(_) => tracing::info!("job workers drained"),
+            Err(_) => {
+                tracing::warn!(
+                    within_ms = within.as_millis() as u64,
+                    "job workers still busy at the drain deadline; their jobs return after the lease"
+                );
+                for a in aborts {
+                    a.abort();
+                }
+            }
+        }
+    }
+
     /// Whether an insert may leave its `NOTIFY cityos_jobs` to [`job_enqueued`](Self::job_enqueued)
     /// (the statement then sets `cityos.jobs_notify_deferred`, migration 0016).
     pub fn defers_notify(&self) -> bool {

@@ -473,11 +473,13 @@ pub async fn run_claimed(ix: &Arc<Integrations>, jobs: Vec<Job>) -> Result<Vec<F
     let mut set = tokio::task::JoinSet::new();
     let mut pending = jobs.iter().cloned().enumerate();
     let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
+    let mut started = vec![false; jobs.len()];
     loop {
-        while set.len() < ix.config.jobs.worker_concurrency {
+        while set.len() < ix.config.jobs.worker_concurrency && !ix.stopping() {
             let Some((i, job)) = pending.next() else {
                 break;
             };
+            started[i] = true;
             let ix = ix.clone();
             set.spawn(async move { (i, super::handlers::execute(&ix, &job).await) });
         }
@@ -488,6 +490,15 @@ pub async fn run_claimed(ix: &Arc<Integrations>, jobs: Vec<Job>) -> Result<Vec<F
         }
     }
     let mut results = vec![Finished::Lost; jobs.len()];
+    let unstarted: Vec<&Job> = jobs
+        .iter()
+        .zip(&started)
+        .filter(|(_, s)| !**s)
+        .map(|(j, _)| j)
+        .collect();
+    if !unstarted.is_empty() {
+        release(ix, &unstarted, &locked_by).await?;
+    }
     // Successes: one fenced statement.
     let ok: Vec<usize> = (0..jobs.len())
         .filter(|i| matches!(outcomes[*i], Some(Outcome::Success(_))))
@@ -631,12 +642,16 @@ pub async fn worker_loop(ix: Arc<Integrations>, index: usize) {
     let mut backoff = Duration::from_millis(100);
     let mut batch = ClaimBatch::new(ix.config.jobs.claim_batch, ix.config.jobs.claim_batch_max);
     loop {
-        if ix.pool.is_closed() {
+        if ix.pool.is_closed() || ix.stopping() {
             return;
         }
         let notified = ix.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        // `drain` sets the flag, then wakes the waiters: checked again once registered.
+        if ix.stopping() {
+            return;
+        }
         if last_reap.elapsed() >= Duration::from_secs(1) {
             last_reap = Instant::now();
             if let Err(e) = reap(&ix).await {
@@ -674,6 +689,37 @@ pub async fn worker_loop(ix: Arc<Integrations>, index: usize) {
         }
         batch.adapt(claimed, started.elapsed());
     }
+}
+
+/// Hands claimed jobs that never started back to the queue (shutdown): the attempt they were
+/// claimed for is given back, fenced by the claim like every other outcome.
+async fn release(ix: &Integrations, jobs: &[&Job], locked_by: &Option<String>) -> Result<(), sqlx::Error> {
+    let mut tx = begin(&ix.pool, &DbScope::system()).await?;
+    let released = sqlx::query(&format!(
+        "UPDATE sync_jobs j SET status = 'queued', attempts = j.attempts - 1, locked_by = NULL, locked_at = NULL,
+                lease_expires_at = NULL, run_after = now(), {}
+           FROM unnest($1::uuid[], $2::int[]) AS f(id, attempts)
+          WHERE j.id = f.id AND j.status = 'running' AND j.locked_by = $3 AND j.attempts = f.attempts
+            -- a newer job for the same document already waits (the coalescing index allows one):
+            -- this one is left to its lease, and the reaper settles it
+            AND NOT EXISTS (SELECT 1 FROM sync_jobs q
+                             WHERE q.status = 'queued' AND q.job_type = j.job_type
+                               AND q.tenant_id IS NOT DISTINCT FROM j.tenant_id
+                               AND q.source_collection IS NOT DISTINCT FROM j.source_collection
+                               AND q.source_doc_id IS NOT DISTINCT FROM j.source_doc_id)",
+        APPEND_LOG.replace("$LOG", "$4")
+    ))
+    .bind(jobs.iter().map(|j| j.id).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.attempts).collect::<Vec<_>>())
+    .bind(locked_by)
+    .bind(log_entry("info", "released at shutdown before it started"))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    ix.job_enqueued();
+    tracing::info!(released, "claimed jobs handed back to the queue");
+    Ok(())
 }
 
 /// Spawns `n` workers.
