@@ -1040,17 +1040,24 @@ pub async fn doc_action(
         read::find_by_id(&mut conn, &env(&state, &ctx.call), decl, &id, 0, None, None).await
     }
     .await;
-    if let Err(e) = visible {
-        return error_page(&ctx, &state, e).await;
-    }
-    // The action is a Cerbos action of its own (`replay`, `retry`, `cancel` in policies/).
+    let doc = match visible {
+        Ok(doc) => doc,
+        Err(e) => return error_page(&ctx, &state, e).await,
+    };
+    // The action is a Cerbos action of its own (`replay`, `retry`, `cancel` in policies/),
+    // decided for this document (its tenant).
     if !seams::actions_for(decl.slug).iter().any(|(a, _)| *a == action) {
         return message(&ctx, &state, StatusCode::NOT_FOUND, "not_found").await;
     }
     let principal = crate::authz::principal(&ctx.call.principal, &ctx.call.tenant);
-    match state.authz.plan(&principal, decl.slug, &action).await {
-        Ok(crate::authz::plan::Plan::Never) => return forbidden(&ctx, &state).await,
-        Ok(_) => {}
+    let attr = match doc["tenant"].as_str() {
+        Some(t) => json!({"tenantId": t}),
+        None => json!({}),
+    };
+    let resource = json!({"kind": decl.slug, "id": id, "attr": attr});
+    match state.authz.check(&principal, &[resource], &action).await {
+        Ok(allowed) if allowed == [true] => {}
+        Ok(_) => return forbidden(&ctx, &state).await,
         Err(e) => return error_page(&ctx, &state, e).await,
     }
     let outcome = match (slug.as_str(), action.as_str()) {
