@@ -425,6 +425,36 @@ async fn arabic_renders_right_to_left_and_static_files_are_cached() {
     let html = res.text().await.unwrap();
     assert!(html.contains("<html lang=\"ar\" dir=\"rtl\">"));
     assert!(html.contains("لوحة المعلومات"));
+    assert!(
+        html.contains(">الصفحات</a>"),
+        "collection names in Arabic in the navigation"
+    );
+    // Forms and lists name the declared fields in Arabic too.
+    let arabic = |path: &'static str| {
+        let app = &app;
+        let cookie = cookie.clone();
+        async move {
+            app.client
+                .get(app.url(path))
+                .header("Cookie", cookie)
+                .header("Accept-Language", "ar")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let form = arabic("/admin/c/pages/new").await;
+    assert!(
+        form.contains(">العنوان <span class=\"req\""),
+        "the Title field's label"
+    );
+    assert!(form.contains(">وصف SEO</label>"), "{form}");
+    assert!(!form.contains(">Title <span"), "no English field label left");
+    let list = arabic("/admin/c/pages").await;
+    assert!(list.contains("<h1>الصفحات</h1>"));
     // The switch wins over the header.
     let res = app.get("/admin/lang?to=en&back=/admin/c/pages").await;
     assert_eq!(res.headers()["location"], "/admin/c/pages");

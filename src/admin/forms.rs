@@ -638,10 +638,13 @@ impl FormView<'_> {
         if group {
             html.push_str(&format!(
                 "<span class=\"label\" id=\"{id}-label\">{}{req}</span>",
-                esc(f.label)
+                esc(super::labels::label(self.lang, f.label))
             ));
         } else {
-            html.push_str(&format!("<label for=\"{id}\">{}{req}</label>", esc(f.label)));
+            html.push_str(&format!(
+                "<label for=\"{id}\">{}{req}</label>",
+                esc(super::labels::label(self.lang, f.label))
+            ));
         }
     }
 

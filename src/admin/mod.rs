@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod forms;
 pub mod html;
 pub mod i18n;
+pub mod labels;
 pub mod multipart;
 pub mod oidc;
 pub mod seams;
@@ -207,7 +208,7 @@ impl AdminCtx {
                     .filter(|d| d.group == *group && readable.contains(&d.slug))
                     .map(|d| NavItem {
                         slug: d.slug,
-                        label: d.plural,
+                        label: labels::label(self.lang, d.plural),
                     })
                     .collect(),
             })

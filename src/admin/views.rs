@@ -403,7 +403,7 @@ pub async fn list(
             };
             Column {
                 name: f.name,
-                label: f.label,
+                label: super::labels::label(ctx.lang, f.label),
                 sort_link: link(decl.slug, &q, &active, &next, 1),
                 sorted,
             }
@@ -416,7 +416,7 @@ pub async fn list(
         .filter_map(|f| match f.kind {
             Kind::Select(opts) => Some(Filter {
                 name: f.name,
-                label: f.label,
+                label: super::labels::label(ctx.lang, f.label),
                 options: opts
                     .iter()
                     .map(|o| (o.to_string(), active.iter().any(|(k, v)| k == f.name && v == o)))
@@ -430,7 +430,7 @@ pub async fn list(
     let page_view = ListPage {
         flash: flash_of(&tree, ctx.lang),
         slug: decl.slug,
-        plural: decl.plural,
+        plural: super::labels::label(ctx.lang, decl.plural),
         columns,
         rows,
         searchable: title.is_some(),
@@ -634,13 +634,17 @@ async fn edit_page(
     let multipart = can_save && (crate::media::is_upload(decl) || can_upload);
     let heading = match &id {
         Some(_) => values.as_object().map(title_of).unwrap_or_default(),
-        None => format!("{} {}", ctx.lang.t("create_new"), decl.singular),
+        None => format!(
+            "{} {}",
+            ctx.lang.t("create_new"),
+            super::labels::label(ctx.lang, decl.singular)
+        ),
     };
     let page = EditPage {
         c: ctx.chrome(state).await,
         slug: decl.slug,
-        singular: decl.singular,
-        plural: decl.plural,
+        singular: super::labels::label(ctx.lang, decl.singular),
+        plural: super::labels::label(ctx.lang, decl.plural),
         actions: if id.is_some() {
             allowed_actions(state, ctx, decl).await
         } else {
