@@ -109,6 +109,8 @@ const DICT: &[(&str, &str, &str)] = &[
     ("switch", "Switch", "تبديل"),
     ("language", "Language", "اللغة"),
     ("create_new", "Create new", "إنشاء جديد"),
+    // Before a collection's singular name ("Create new Page", "إنشاء صفحة").
+    ("create_doc", "Create new", "إنشاء"),
     ("search", "Search", "بحث"),
     ("filter", "Filter", "تصفية"),
     ("apply", "Apply", "تطبيق"),

@@ -636,7 +636,7 @@ async fn edit_page(
         Some(_) => values.as_object().map(title_of).unwrap_or_default(),
         None => format!(
             "{} {}",
-            ctx.lang.t("create_new"),
+            ctx.lang.t("create_doc"),
             super::labels::label(ctx.lang, decl.singular)
         ),
     };
