@@ -1053,13 +1053,21 @@ pub async fn doc_action(
     if !seams::actions_for(decl.slug).iter().any(|(a, _)| *a == action) {
         return message(&ctx, &state, StatusCode::NOT_FOUND, "not_found").await;
     }
-    let principal = crate::authz::principal(&ctx.call.principal, &ctx.call.tenant);
-    let attr = match doc["tenant"].as_str() {
-        Some(t) => json!({"tenantId": t}),
-        None => json!({}),
+    let target = crate::collections::access::Target {
+        id: &id,
+        tenant: doc["tenant"].as_str().and_then(|t| uuid::Uuid::parse_str(t).ok()),
+        store: None,
     };
-    let resource = json!({"kind": decl.slug, "id": id, "attr": attr});
-    match state.authz.check(&principal, &[resource], &action).await {
+    let decided = crate::collections::access::allowed(
+        &state.authz,
+        &ctx.call.principal,
+        &ctx.call.tenant,
+        decl.slug,
+        &action,
+        &[target],
+    )
+    .await;
+    match decided {
         Ok(allowed) if allowed == [true] => {}
         Ok(_) => return forbidden(&ctx, &state).await,
         Err(e) => return error_page(&ctx, &state, e).await,

@@ -123,9 +123,7 @@ pub async fn authorize(
 }
 
 /// Which of these tenants `principal` may put a new or moved `decl` document in (`None` = a
-/// platform-wide row without tenant). The plan for the action (cached for the PDP) settles
-/// most asks, since a new resource carries only its tenant: a super admin's `Always`, a
-/// tenant admin's `tenantId in [...]`. What it leaves open goes to one batched check.
+/// platform-wide row without tenant), after the API key's scope allows the verb.
 pub async fn may_write_in(
     authz: &Authorizer,
     principal: &Principal,
@@ -139,27 +137,65 @@ pub async fn may_write_in(
             return Ok(vec![false; tenants.len()]);
         }
     }
-    let p = authz::principal(principal, ctx);
-    let attrs: Vec<serde_json::Map<String, serde_json::Value>> = tenants
+    let targets: Vec<Target<'_>> = tenants
         .iter()
-        .map(|t| {
-            let mut attr = serde_json::Map::new();
-            match t {
-                Some(t) => attr.insert("tenantId".into(), t.to_string().into()),
-                None => attr.insert("public".into(), true.into()),
-            };
-            attr
+        .map(|&tenant| Target {
+            id: "new",
+            tenant,
+            store: None,
         })
         .collect();
-    let plan = authz.plan(&p, decl.slug, action.as_str()).await?;
+    allowed(authz, principal, ctx, decl.slug, action.as_str(), &targets).await
+}
+
+/// A document a decision is asked about, by the attributes the policies use: its tenant
+/// (`None` = a platform-wide row) and store.
+pub struct Target<'a> {
+    pub id: &'a str,
+    pub tenant: Option<Uuid>,
+    pub store: Option<Uuid>,
+}
+
+impl Target<'_> {
+    fn attrs(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut attr = serde_json::Map::new();
+        match self.tenant {
+            Some(t) => attr.insert("tenantId".into(), t.to_string().into()),
+            None => attr.insert("public".into(), true.into()),
+        };
+        if let Some(s) = self.store {
+            attr.insert("storeId".into(), s.to_string().into());
+        }
+        attr
+    }
+}
+
+/// Whether `principal` may do `action` (any policy action: `create`, `push`, `replay`, …) on
+/// each of these `kind` documents. The action's plan (cached for the PDP) settles what the
+/// documents' attributes decide — a super admin's `Always`, a tenant admin's
+/// `tenantId in [...]` —; what it leaves open goes to one batched check.
+pub async fn allowed(
+    authz: &Authorizer,
+    principal: &Principal,
+    ctx: &TenantContext,
+    kind: &str,
+    action: &str,
+    targets: &[Target<'_>],
+) -> Result<Vec<bool>, ApiError> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let p = authz::principal(principal, ctx);
+    let attrs: Vec<serde_json::Map<String, serde_json::Value>> = targets.iter().map(Target::attrs).collect();
+    let plan = authz.plan(&p, kind, action).await?;
     let mut decided: Vec<Option<bool>> = attrs.iter().map(|a| plan.decides(a)).collect();
     let open: Vec<usize> = (0..decided.len()).filter(|&i| decided[i].is_none()).collect();
     if !open.is_empty() {
         let resources: Vec<serde_json::Value> = open
             .iter()
-            .map(|&i| serde_json::json!({"kind": decl.slug, "id": "new", "attr": attrs[i]}))
+            .map(|&i| serde_json::json!({"kind": kind, "id": targets[i].id, "attr": attrs[i]}))
             .collect();
-        let answers = authz.check(&p, &resources, action.as_str()).await?;
+        let answers = authz.check(&p, &resources, action).await?;
         for (i, allowed) in open.into_iter().zip(answers) {
             decided[i] = Some(allowed);
         }

@@ -317,46 +317,42 @@ mod tests {
         assert_eq!(slugify("عربي"), "");
     }
 
+    /// Runs a data hook as the engine does, expecting it to accept the document.
+    fn run(hook: BeforeChange, original: Option<&Map<String, Value>>, data: &mut Map<String, Value>) {
+        let action = if original.is_some() {
+            Action::Update
+        } else {
+            Action::Create
+        };
+        hook(&mut ChangeCtx {
+            action,
+            original,
+            data,
+            reveal: &mut Map::new(),
+            api_key_salt: "",
+        })
+        .unwrap();
+    }
+
     #[test]
     fn published_at_is_set_once() {
         let mut data = Map::new();
         data.insert("title".into(), "A Title".into());
         data.insert("status".into(), "published".into());
-        slug_from_title(&mut ChangeCtx {
-            action: Action::Create,
-            original: None,
-            data: &mut data,
-            reveal: &mut Map::new(),
-            api_key_salt: "",
-        })
-        .unwrap();
+        run(slug_from_title, None, &mut data);
         assert_eq!(data["slug"], "a-title");
         assert!(
             data.get("publishedAt").is_none(),
             "stamped only before the change"
         );
-        stamp_published_at(&mut ChangeCtx {
-            action: Action::Create,
-            original: None,
-            data: &mut data,
-            reveal: &mut Map::new(),
-            api_key_salt: "",
-        })
-        .unwrap();
+        run(stamp_published_at, None, &mut data);
         assert_eq!(data["slug"], "a-title");
         assert!(data["publishedAt"].is_string());
 
         let original = data.clone();
         let mut again = data.clone();
         again.insert("publishedAt".into(), Value::Null);
-        stamp_published_at(&mut ChangeCtx {
-            action: Action::Update,
-            original: Some(&original),
-            data: &mut again,
-            reveal: &mut Map::new(),
-            api_key_salt: "",
-        })
-        .unwrap();
+        run(stamp_published_at, Some(&original), &mut again);
         assert!(
             again["publishedAt"].is_null(),
             "already published before: left alone"

@@ -717,7 +717,9 @@ async fn release(ix: &Integrations, jobs: &[&Job], locked_by: &Option<String>) -
     .await?
     .rows_affected();
     tx.commit().await?;
-    ix.job_enqueued();
+    if released > 0 {
+        ix.job_enqueued();
+    }
     tracing::info!(released, "claimed jobs handed back to the queue");
     Ok(())
 }

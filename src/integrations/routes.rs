@@ -16,6 +16,7 @@ use super::queue::{self, Summary};
 use super::Integrations;
 use crate::app::AppState;
 use crate::authz::plan::Plan;
+use crate::collections::access::{self, Target};
 use crate::collections::engine::params::FindParams;
 use crate::collections::engine::read::{self, ReadEnv};
 use crate::db::scope::{begin, DbScope};
@@ -50,32 +51,6 @@ async fn may_ever(state: &AppState, ctx: &CallContext, action: &str) -> Result<(
     } else {
         Err(ApiError::Forbidden)
     }
-}
-
-/// Whether the caller may do `action` on each of these product-content documents (by their
-/// tenant and store), in one decision call.
-async fn allowed_on(
-    state: &AppState,
-    ctx: &CallContext,
-    action: &str,
-    docs: &[(String, Option<Uuid>, Option<Uuid>)],
-) -> Result<Vec<bool>, ApiError> {
-    let resources: Vec<Value> = docs
-        .iter()
-        .map(|(id, tenant, store)| {
-            let mut attr = serde_json::Map::new();
-            match tenant {
-                Some(t) => attr.insert("tenantId".into(), t.to_string().into()),
-                None => attr.insert("public".into(), true.into()),
-            };
-            if let Some(s) = store {
-                attr.insert("storeId".into(), s.to_string().into());
-            }
-            json!({"kind": PRODUCT_CONTENT, "id": id, "attr": attr})
-        })
-        .collect();
-    let principal = crate::authz::principal(&ctx.principal, &ctx.tenant);
-    state.authz.check(&principal, &resources, action).await
 }
 
 const PRODUCT_CONTENT: &str = "product-content";
@@ -131,22 +106,31 @@ async fn push_to_medusa(
     let found = read::find(&mut tx, &env, decl, &params).await?;
     let docs = found["docs"].as_array().cloned().unwrap_or_default();
     let uuid_at = |doc: &Value, key: &str| doc[key].as_str().and_then(|t| Uuid::parse_str(t).ok());
-    let keys: Vec<(String, Option<Uuid>, Option<Uuid>)> = docs
+    let targets: Vec<Target<'_>> = docs
         .iter()
-        .map(|d| {
-            let id = d["id"].as_str().unwrap_or_default().to_string();
-            (id, uuid_at(d, "tenant"), uuid_at(d, "store"))
+        .map(|d| Target {
+            id: d["id"].as_str().unwrap_or_default(),
+            tenant: uuid_at(d, "tenant"),
+            store: uuid_at(d, "store"),
         })
         .collect();
-    let allowed = allowed_on(&state, &ctx, "push", &keys).await?;
+    let allowed = access::allowed(
+        &state.authz,
+        &ctx.principal,
+        &ctx.tenant,
+        PRODUCT_CONTENT,
+        "push",
+        &targets,
+    )
+    .await?;
     let (mut enqueued, mut already, mut refused) = (0u64, 0u64, 0u64);
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    for (doc, ((id, tenant, store), allowed)) in docs.iter().zip(keys.iter().zip(allowed)) {
+    for (doc, (target, allowed)) in docs.iter().zip(targets.iter().zip(allowed)) {
         if !allowed {
             refused += 1;
             continue;
         }
-        let (id, tenant, store) = (id.as_str(), *tenant, *store);
+        let (id, tenant, store) = (target.id, target.tenant, target.store);
         let n = sqlx::query(
             "INSERT INTO sync_jobs (job_type, tenant_id, store_id, source_collection, source_doc_id, target_system,
                                     target_id, payload, idempotency_key, max_attempts, metadata)
@@ -196,11 +180,18 @@ async fn reconcile(State(state): State<AppState>, ctx: CallContext) -> Result<Re
     });
     let allowed = match tenant {
         Some(t) => {
-            allowed_on(
-                &state,
-                &ctx,
+            let target = Target {
+                id: "reconcile",
+                tenant: Some(t),
+                store: None,
+            };
+            access::allowed(
+                &state.authz,
+                &ctx.principal,
+                &ctx.tenant,
+                PRODUCT_CONTENT,
                 "reconcile",
-                &[(format!("tenant:{t}"), Some(t), None)],
+                &[target],
             )
             .await?
         }
