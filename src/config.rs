@@ -237,6 +237,11 @@ pub struct Config {
     pub fleetbase: IntegrationConfig,
     pub erpnext: IntegrationConfig,
     pub webhook_replay_window_secs: u64,
+    /// `WEBHOOK_INGEST_BATCH`: accepted deliveries written by one statement at most (group
+    /// commit; 1 writes each delivery alone).
+    pub webhook_ingest_batch: usize,
+    /// `WEBHOOK_INGEST_WRITERS`: such statements running at once.
+    pub webhook_ingest_writers: usize,
     /// The job queue, workers, scheduler and outbound HTTP of the integration plane.
     pub jobs: JobsConfig,
     pub s3: S3Config,
@@ -492,6 +497,12 @@ impl Config {
             image_sizes,
         };
         let webhook_replay_window_secs = v.parse("WEBHOOK_REPLAY_WINDOW_SECONDS", 300, "a number of seconds");
+        let webhook_ingest_batch = v
+            .parse("WEBHOOK_INGEST_BATCH", 32usize, "a number of deliveries")
+            .clamp(1, 256);
+        let webhook_ingest_writers = v
+            .parse("WEBHOOK_INGEST_WRITERS", 2usize, "a number of statements")
+            .clamp(1, 64);
         let claim_batch = v
             .parse("SYNC_CLAIM_BATCH", 16i64, "a number of jobs")
             .clamp(1, 1000);
@@ -656,6 +667,8 @@ impl Config {
             fleetbase,
             erpnext,
             webhook_replay_window_secs,
+            webhook_ingest_batch,
+            webhook_ingest_writers,
             jobs,
             s3,
             media,
@@ -771,6 +784,14 @@ impl Config {
             (
                 "WEBHOOK_REPLAY_WINDOW_SECONDS".into(),
                 self.webhook_replay_window_secs.to_string(),
+            ),
+            (
+                "WEBHOOK_INGEST_BATCH".into(),
+                self.webhook_ingest_batch.to_string(),
+            ),
+            (
+                "WEBHOOK_INGEST_WRITERS".into(),
+                self.webhook_ingest_writers.to_string(),
             ),
             ("SYNC_WORKERS".into(), self.jobs.workers.to_string()),
             ("SYNC_LEASE_SECONDS".into(), self.jobs.lease_secs.to_string()),

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cityos::integrations::signatures as sig;
-use cityos::integrations::{queue, Integrations};
+use cityos::integrations::{ingest, queue, Integrations};
 use common::{json, TestApp, FASHIONISTA};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -1990,5 +1990,163 @@ async fn the_app_s_workers_wake_on_another_instance_s_notify_without_polling() {
         queue::counts(&app.pool).await.unwrap(),
         vec![("success".to_string(), 1)]
     );
+    app.stop().await;
+}
+
+/// A delivery as the receivers hand it to the ingest writers.
+fn delivery(n: usize, external_id: &str, tenant: Option<uuid::Uuid>) -> ingest::Delivery {
+    ingest::Delivery {
+        request_id: format!("req-ingest-{n}"),
+        source: "medusa",
+        tenant,
+        store: None,
+        store_hint: None,
+        endpoint: None,
+        event_type: "product.updated".into(),
+        external_id: Some(external_id.into()),
+        hash: Some(format!("{n:064x}")),
+        url: MEDUSA_PATH.into(),
+        headers: json!({"webhook-id": external_id}),
+        body: axum::body::Bytes::from(medusa_body(&format!("prod_i{n}"))),
+        confirm: None,
+        defer_notify: false,
+    }
+}
+
+/// Deliveries waiting together share one statement (one commit); a redelivery in the same
+/// statement as its original is its duplicate; a delivery the database refuses fails alone and
+/// the others of its statement are still stored, each exactly once.
+#[tokio::test]
+async fn waiting_deliveries_share_one_statement_and_a_failing_one_fails_alone() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let fashionista: uuid::Uuid = FASHIONISTA.parse().unwrap();
+    let ingest = ingest::Ingest::new(app.pool.clone(), 16, 1, 8);
+
+    // 1. Ten deliveries waiting at once (the writer starts after all are queued): one statement.
+    //    Two of them carry the same event id.
+    let mut batch: Vec<_> = (0..10)
+        .map(|n| delivery(n, &format!("msg_batch_{n}"), Some(fashionista)))
+        .collect();
+    batch[7].external_id = Some("msg_batch_2".into());
+    let outcomes = futures_util::future::join_all(batch.into_iter().map(|d| ingest.accept(d))).await;
+    assert_eq!(ingest.counts(), (1, 10), "one statement carried all ten");
+    let outcomes: Vec<ingest::Outcome> = outcomes.into_iter().map(Result::unwrap).collect();
+    let first = match outcomes[2] {
+        ingest::Outcome::Logged {
+            id: Some(id),
+            duplicate: false,
+        } => id,
+        other => panic!("the original is logged: {other:?}"),
+    };
+    assert_eq!(
+        outcomes[7],
+        ingest::Outcome::Logged {
+            id: Some(first),
+            duplicate: true
+        },
+        "the redelivery in the same statement points at its original"
+    );
+    let fresh = outcomes
+        .iter()
+        .filter(|o| matches!(o, ingest::Outcome::Logged { duplicate: false, .. }))
+        .count();
+    assert_eq!(fresh, 9);
+    assert_eq!(job_count(&app, "process_webhook").await, 9, "one job per event");
+    let (received, duplicates): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'received'), count(*) FILTER (WHERE status = 'duplicate')
+           FROM webhook_logs WHERE request_id LIKE 'req-ingest-%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((received, duplicates), (9, 1));
+
+    // 2. One delivery names a tenant that does not exist (the foreign key refuses it): the
+    //    statement writes nothing, then each delivery is written alone.
+    let mut batch: Vec<_> = (10..16)
+        .map(|n| delivery(n, &format!("msg_batch_{n}"), Some(fashionista)))
+        .collect();
+    batch[3].tenant = Some(uuid::Uuid::new_v4());
+    let outcomes = futures_util::future::join_all(batch.into_iter().map(|d| ingest.accept(d))).await;
+    for (i, o) in outcomes.iter().enumerate() {
+        if i == 3 {
+            assert!(o.is_err(), "the refused delivery fails: {o:?}");
+        } else {
+            assert!(
+                matches!(o, Ok(ingest::Outcome::Logged { duplicate: false, .. })),
+                "delivery {i} is stored: {o:?}"
+            );
+        }
+    }
+    assert_eq!(
+        ingest.counts(),
+        (1 + 1 + 6, 10 + 5),
+        "the failed statement, then one per delivery"
+    );
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT external_event_id FROM webhook_logs WHERE request_id LIKE 'req-ingest-%' AND status = 'received'
+          ORDER BY external_event_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = (0..16)
+            .filter(|n| *n != 7 && *n != 13)
+            .map(|n| format!("msg_batch_{n}"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        stored, expected,
+        "every other delivery stored once, the refused one not at all"
+    );
+    assert_eq!(job_count(&app, "process_webhook").await, 14);
+    app.stop().await;
+}
+
+/// Through the receivers under concurrency: every delivery answered 200 after its commit, each
+/// event stored and queued once however its redeliveries were grouped into statements.
+#[tokio::test]
+async fn concurrent_deliveries_and_redeliveries_are_each_stored_once() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let sends = (0..64).map(|i| {
+        let app = &app;
+        async move {
+            // 16 events, each delivered four times at once.
+            let event = i % 16;
+            let body = medusa_body(&format!("prod_c{event}"));
+            let h = standard_headers(MEDUSA_SECRET, &format!("msg_c{event}"), now(), body.as_bytes());
+            post_raw(app, MEDUSA_PATH, &h, body.into_bytes()).await
+        }
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    let mut originals = std::collections::HashMap::new();
+    for (i, (status, answer)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "{answer}");
+        if answer["duplicate"] == false {
+            assert!(
+                originals.insert(i % 16, answer["id"].clone()).is_none(),
+                "event {} accepted twice",
+                i % 16
+            );
+        }
+    }
+    assert_eq!(originals.len(), 16, "every event accepted once");
+    for (i, (_, answer)) in answers.iter().enumerate() {
+        assert_eq!(
+            answer["id"],
+            originals[&(i % 16)],
+            "a redelivery points at its original"
+        );
+    }
+    let rows = logs(&app, "medusa").await;
+    assert_eq!(rows.len(), 64, "every delivery logged");
+    assert_eq!(rows.iter().filter(|r| r.0 == "received").count(), 16);
+    assert_eq!(rows.iter().filter(|r| r.0 == "duplicate" && r.2).count(), 48);
+    assert_eq!(job_count(&app, "process_webhook").await, 16);
     app.stop().await;
 }

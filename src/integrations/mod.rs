@@ -3,6 +3,7 @@
 //!
 //! - `signatures`: one verifier per inbound scheme (constant time);
 //! - `webhooks`: the three receivers (raw body → verify → log row + job → 2xx);
+//! - `ingest`: the receivers' group commit (accepted deliveries waiting together share a statement);
 //! - `handlers`: what each job type and each (source, event type) does;
 //! - `queue`: claim / lease / heartbeat / backoff / dead, workers, batches;
 //! - `medusa`: the Medusa v2 Admin API client;
@@ -12,6 +13,7 @@
 
 pub mod control;
 pub mod handlers;
+pub mod ingest;
 pub mod medusa;
 pub mod outbound;
 pub mod queue;
@@ -73,6 +75,8 @@ pub struct Integrations {
     pub instance: String,
     /// Inbound webhook secrets per source, cached (NOTIFY cityos_integrations).
     pub secrets: secrets::SecretDirectory,
+    /// The accepted deliveries' writers (group commit).
+    pub ingest: ingest::Ingest,
     /// Set by [`job_enqueued`](Self::job_enqueued); the notifier sends one NOTIFY for all.
     notify_pending: Arc<AtomicBool>,
     notifier: Arc<Notify>,
@@ -103,6 +107,12 @@ impl Integrations {
             .unwrap_or_else(|| "cityos".into());
         Arc::new(Integrations {
             secrets: secrets::SecretDirectory::new(&config),
+            ingest: ingest::Ingest::new(
+                pool.clone(),
+                config.webhook_ingest_batch,
+                config.webhook_ingest_writers,
+                config.jobs.max_attempts,
+            ),
             notify_pending: Arc::new(AtomicBool::new(false)),
             notifier: Arc::new(Notify::new()),
             notifier_running: AtomicBool::new(false),

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::ingest::{Confirm, Delivery, Outcome};
 use super::secrets::Candidate;
 use super::signatures::{self, Refusal};
 use super::Integrations;
@@ -286,13 +287,13 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
         row.response_code = 200;
         let confirm = candidates.cached.then_some(&matched);
         match accept(ix, &row, store_hint.as_deref(), confirm).await? {
-            Accepted::Logged { id, duplicate } => {
+            Outcome::Logged { id, duplicate } => {
                 let body = json!({"received": true, "id": id, "duplicate": duplicate});
                 return Ok(Json(body).into_response());
             }
             // The cached secret no longer holds: decide once more from the table (a fresh
             // read is not confirmed again, so this loops at most twice).
-            Accepted::Stale => {
+            Outcome::Stale => {
                 candidates = secrets
                     .candidates(&ix.pool, &ix.cipher, source, hint, true)
                     .await?;
@@ -433,54 +434,39 @@ async fn insert_row(tx: &mut sqlx::PgConnection, row: &LogRow) -> Result<(), sql
     Ok(())
 }
 
-/// What the logging statement did with an accepted delivery.
-enum Accepted {
-    /// Stored (the first delivery, with its job) or a redelivery (`duplicate`, no job).
-    Logged { id: Option<Uuid>, duplicate: bool },
-    /// The cached secret that verified it no longer holds; nothing was written.
-    Stale,
-}
-
-/// The accepted delivery in one statement outside a transaction (`cityos_accept_webhook`,
-/// migration 0016): its log row and its processing job, or a `duplicate` row pointing at the
-/// first delivery, committed before the answer. `confirm` is the cached secret that verified it,
-/// which the statement checks against the table. The job's NOTIFY is left to
-/// [`Integrations::job_enqueued`], which wakes this instance's workers at once and coalesces the
-/// NOTIFY for other instances.
+/// The accepted delivery, written by the ingest writers ([`super::ingest`]): its log row and
+/// its processing job, or a `duplicate` row pointing at the first delivery, committed before the
+/// answer. `confirm` is the cached secret that verified it, which the statement checks against
+/// the table. The job's NOTIFY is left to [`Integrations::job_enqueued`], which wakes this
+/// instance's workers at once and coalesces the NOTIFY for other instances.
 async fn accept(
     ix: &Integrations,
     row: &LogRow,
     store_hint: Option<&str>,
     confirm: Option<&Candidate>,
-) -> Result<Accepted, sqlx::Error> {
-    let (id, duplicate, stale): (Option<Uuid>, bool, bool) = sqlx::query_as(
-        "SELECT log_id, duplicate, stale FROM cityos_accept_webhook(
-             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(&row.request_id)
-    .bind(row.source)
-    .bind(row.tenant)
-    .bind(row.store)
-    .bind(store_hint)
-    .bind(row.endpoint)
-    .bind(&row.event_type)
-    .bind(&row.external_id)
-    .bind(&row.hash)
-    .bind(&row.url)
-    .bind(&row.headers)
-    .bind(row.body.as_deref())
-    .bind(ix.config.jobs.max_attempts)
-    .bind(ix.defers_notify())
-    .bind(confirm.is_some())
-    .bind(confirm.and_then(Candidate::stored))
-    .bind(confirm.is_some_and(|c| c.previous))
-    .fetch_one(&ix.pool)
-    .await?;
-    if stale {
-        return Ok(Accepted::Stale);
-    }
-    if !duplicate {
+) -> Result<Outcome, sqlx::Error> {
+    let delivery = Delivery {
+        request_id: row.request_id.clone(),
+        source: row.source,
+        tenant: row.tenant,
+        store: row.store,
+        store_hint: store_hint.map(str::to_string),
+        endpoint: row.endpoint,
+        event_type: row.event_type.clone(),
+        external_id: row.external_id.clone(),
+        hash: row.hash.clone(),
+        url: row.url.clone(),
+        headers: row.headers.clone(),
+        body: row.body.clone().unwrap_or_default(),
+        confirm: confirm.map(|c| Confirm {
+            stored: c.stored().map(<[u8]>::to_vec),
+            previous: c.previous,
+        }),
+        defer_notify: ix.defers_notify(),
+    };
+    let outcome = ix.ingest.accept(delivery).await?;
+    if matches!(outcome, Outcome::Logged { duplicate: false, .. }) {
         ix.job_enqueued();
     }
-    Ok(Accepted::Logged { id, duplicate })
+    Ok(outcome)
 }
