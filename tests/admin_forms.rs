@@ -1305,3 +1305,156 @@ async fn a_member_of_several_tenants_switches_between_its_own_tenants_only() {
     assert_eq!(with_selection["totalDocs"], without["totalDocs"]);
     app.stop().await;
 }
+
+/// Inserts a draft page and returns its id.
+async fn draft_page(app: &TestApp, tenant: &str, title: &str) -> String {
+    sqlx::query_scalar(
+        "INSERT INTO pages (tenant_id, title, slug, status) VALUES ($1::uuid, $2, lower(replace($2, ' ', '-')), 'draft')
+         RETURNING id::text",
+    )
+    .bind(tenant)
+    .bind(title)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn status_of(app: &TestApp, id: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT status FROM pages WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// A bulk action tries every checked row: the ones the caller may change are changed (each
+/// audited), the others are listed with the reason and left as they were.
+#[tokio::test]
+async fn bulk_actions_change_what_they_may_and_list_what_they_refused() {
+    let app = TestApp::spawn().await;
+    app.member("bulk@fashionista.test", FASHIONISTA, &["tenant_admin"])
+        .await;
+    let cookie = admin_login(&app, "bulk@fashionista.test", "member-password-123").await;
+    let own = [
+        draft_page(&app, FASHIONISTA, "Bulk own one").await,
+        draft_page(&app, FASHIONISTA, "Bulk own two").await,
+    ];
+    let other = draft_page(&app, RIYADH_EATS, "Bulk other tenant").await;
+    let missing = "0190d2f4-0000-7000-8000-000000000000".to_string();
+    let (_, list) = page(&app, &cookie, "/admin/c/pages?limit=100").await;
+    let csrf = csrf_of(&list);
+
+    // Publish: two of four changed; another tenant's page and a missing one are refused.
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("do", "publish"),
+        ("ids", own[0].as_str()),
+        ("ids", other.as_str()),
+        ("ids", own[1].as_str()),
+        ("ids", missing.as_str()),
+        ("ids", own[0].as_str()),
+    ];
+    let (status, html, _) = post(&app, &cookie, "/admin/c/pages/bulk", &form).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h1>Published: 2 of 4</h1>"), "{html}");
+    let refused = listed_ids(&html);
+    assert_eq!(
+        refused,
+        vec![other.clone(), missing.clone()],
+        "the refused rows, in order"
+    );
+    // As Payload answers a caller whose access is a filter: not allowed, found or not.
+    assert_eq!(
+        html.matches("<td>You are not allowed to perform this action.</td>")
+            .count(),
+        2,
+        "{html}"
+    );
+    for id in &own {
+        assert_eq!(status_of(&app, id).await.as_deref(), Some("published"));
+    }
+    assert_eq!(
+        status_of(&app, &other).await.as_deref(),
+        Some("draft"),
+        "left as it was"
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_logs WHERE collection = 'pages' AND action = 'update' AND doc_id = ANY($1)",
+    )
+    .bind(vec![own[0].clone(), own[1].clone(), other.clone()])
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 2, "one audit row per changed page, none for the refused");
+
+    // Nothing changed at all: the refusal's status, and the page stays.
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("do", "delete"),
+        ("ids", other.as_str()),
+    ];
+    let (status, html, _) = post(&app, &cookie, "/admin/c/pages/bulk", &form).await;
+    assert_eq!(status, 403, "{html}");
+    assert!(html.contains("<h1>Deleted: 0 of 1</h1>"), "{html}");
+    assert!(status_of(&app, &other).await.is_some());
+
+    // Everything changed: back to the list with the usual notice.
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("do", "delete"),
+        ("ids", own[0].as_str()),
+        ("ids", own[1].as_str()),
+    ];
+    let (status, _, location) = post(&app, &cookie, "/admin/c/pages/bulk", &form).await;
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some("/admin/c/pages?msg=deleted"));
+    for id in &own {
+        assert_eq!(status_of(&app, id).await, None, "deleted");
+    }
+
+    // In Arabic, with Arabic-Indic digits.
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("do", "delete"),
+        ("ids", other.as_str()),
+    ];
+    let res = app
+        .client
+        .post(app.url("/admin/c/pages/bulk"))
+        .header("Cookie", &cookie)
+        .header("Accept-Language", "ar")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let html = res.text().await.unwrap();
+    assert!(html.contains("تم الحذف: ٠ من ١"), "{html}");
+
+    // A super admin (unrestricted access) is told a missing row is not found.
+    let admin = admin_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, list) = page(&app, &admin, "/admin/c/pages?limit=1").await;
+    let csrf = csrf_of(&list);
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("do", "publish"),
+        ("ids", missing.as_str()),
+        ("ids", other.as_str()),
+    ];
+    let (status, html, _) = post(&app, &admin, "/admin/c/pages/bulk", &form).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h1>Published: 1 of 2</h1>"), "{html}");
+    assert_eq!(listed_ids(&html), vec![missing.clone()]);
+    assert!(html.contains("<td>Not found.</td>"), "{html}");
+    assert_eq!(status_of(&app, &other).await.as_deref(), Some("published"));
+
+    // More rows than one action takes: refused before any is touched.
+    let ids: Vec<String> = (0..501).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let mut form = vec![("_csrf", csrf.as_str()), ("do", "delete")];
+    form.extend(ids.iter().map(|id| ("ids", id.as_str())));
+    form.push(("ids", other.as_str()));
+    let (status, html, _) = post(&app, &admin, "/admin/c/pages/bulk", &form).await;
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("The most at once: 500"), "{html}");
+    assert!(status_of(&app, &other).await.is_some(), "nothing deleted");
+    app.stop().await;
+}

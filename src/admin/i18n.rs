@@ -128,6 +128,20 @@ const DICT: &[(&str, &str, &str)] = &[
     ("saved", "Saved.", "تم الحفظ."),
     ("created", "Created.", "تم الإنشاء."),
     ("deleted", "Deleted.", "تم الحذف."),
+    ("bulk_published", "Published", "تم النشر"),
+    ("bulk_deleted", "Deleted", "تم الحذف"),
+    ("bulk_not_changed", "Not changed", "لم يتغير"),
+    (
+        "bulk_stopped",
+        "An error stopped the action; the rest were not tried.",
+        "أوقف خطأ الإجراء؛ ولم تتم محاولة الباقي.",
+    ),
+    (
+        "bulk_too_many",
+        "Too many rows selected. The most at once:",
+        "تم تحديد صفوف كثيرة جدًا. الحد الأقصى في المرة الواحدة:",
+    ),
+    ("back_to_list", "Back to the list", "العودة إلى القائمة"),
     (
         "fix_errors",
         "Please correct the highlighted fields.",

@@ -450,8 +450,25 @@ pub async fn list(
     render(StatusCode::OK, &page_view)
 }
 
-/// Bulk delete or publish of the checked rows, each through the engine in its own
-/// transaction (as the REST bulk routes do); refused rows are reported, not hidden.
+/// At most this many rows per bulk action (each is a transaction of its own).
+const BULK_MAX: usize = 500;
+
+/// The outcome of a bulk action that did not change every row it was given.
+#[derive(Template)]
+#[template(path = "admin/bulk_result.html")]
+pub struct BulkResultPage {
+    pub c: Chrome,
+    pub slug: &'static str,
+    pub plural: &'static str,
+    pub heading: String,
+    /// (id, why it was not changed) per row left as it was.
+    pub refused: Vec<(String, String)>,
+}
+
+/// Bulk delete or publish of the checked rows, each through the engine in its own transaction
+/// (as the REST bulk routes do). Every row is tried: the ones the caller may not change (or
+/// that are gone, or invalid) are listed with the reason, and the others are changed. A server
+/// error stops the action; the rows changed before it stay changed and are counted.
 pub async fn bulk(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -465,10 +482,34 @@ pub async fn bulk(
     let Some(decl) = decl_of(&state, &slug) else {
         return message(&ctx, &state, StatusCode::NOT_FOUND, "not_found").await;
     };
-    let ids: Vec<String> = input.all("ids").into_iter().map(str::to_string).collect();
+    let mut ids: Vec<String> = Vec::new();
+    for id in input.all("ids") {
+        if !ids.iter().any(|seen| seen == id) {
+            ids.push(id.to_string());
+        }
+    }
+    if ids.is_empty() {
+        return Redirect::to(&format!("/admin/c/{slug}")).into_response();
+    }
+    if ids.len() > BULK_MAX {
+        let page = MessagePage {
+            c: ctx.chrome(&state).await,
+            title: ctx.lang.t("error").into(),
+            message: format!(
+                "{} {}",
+                ctx.lang.t("bulk_too_many"),
+                ctx.lang.number(BULK_MAX as i64)
+            ),
+        };
+        return render(StatusCode::BAD_REQUEST, &page);
+    }
     let publish = input.get("do") == Some("publish");
     let wenv = write_env(&state, &ctx.call);
     let params = list_params(None, Vec::new(), 1, 0, 0);
+    let mut done = 0usize;
+    let mut refused: Vec<(String, String)> = Vec::new();
+    let mut first_refusal: Option<StatusCode> = None;
+    let mut failed = false;
     for id in &ids {
         let result: Result<(), ApiError> = async {
             let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx.call)).await?;
@@ -482,12 +523,54 @@ pub async fn bulk(
             commit(&state, decl, tx).await
         }
         .await;
-        if let Err(e) = result {
-            return error_page(&ctx, &state, e).await;
+        match result {
+            Ok(()) => done += 1,
+            Err(e) if e.status().is_client_error() => {
+                first_refusal.get_or_insert(e.status());
+                let reason = match e {
+                    ApiError::Forbidden => ctx.lang.t("forbidden").to_string(),
+                    ApiError::NotFound => ctx.lang.t("not_found").to_string(),
+                    e => e.to_string(),
+                };
+                refused.push((id.clone(), reason));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, collection = decl.slug, "admin bulk action failed");
+                failed = true;
+                break;
+            }
         }
     }
-    let msg = if publish { "saved" } else { "deleted" };
-    Redirect::to(&format!("/admin/c/{slug}?msg={msg}")).into_response()
+    if done == ids.len() {
+        let msg = if publish { "saved" } else { "deleted" };
+        return Redirect::to(&format!("/admin/c/{slug}?msg={msg}")).into_response();
+    }
+    let lang = ctx.lang;
+    let verb = lang.t(if publish { "bulk_published" } else { "bulk_deleted" });
+    let mut heading = format!(
+        "{verb}: {} {} {}",
+        lang.number(done as i64),
+        lang.t("of"),
+        lang.number(ids.len() as i64)
+    );
+    if failed {
+        heading = format!("{heading}. {}", lang.t("bulk_stopped"));
+    }
+    let status = if failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if done > 0 {
+        StatusCode::OK
+    } else {
+        first_refusal.unwrap_or(StatusCode::BAD_REQUEST)
+    };
+    let page = BulkResultPage {
+        c: ctx.chrome(&state).await,
+        slug: decl.slug,
+        plural: super::labels::label(lang, decl.plural),
+        heading,
+        refused,
+    };
+    render(status, &page)
 }
 
 // ---------------------------------------------------------------------------------------------
