@@ -1458,3 +1458,55 @@ async fn bulk_actions_change_what_they_may_and_list_what_they_refused() {
     assert!(status_of(&app, &other).await.is_some(), "nothing deleted");
     app.stop().await;
 }
+
+/// The admin's pages and static files are gzipped for browsers that ask; the REST API is not
+/// (left to the proxy), and nothing is compressed for clients that do not ask.
+#[tokio::test]
+async fn admin_responses_are_gzipped_for_browsers_that_ask() {
+    use std::io::Read;
+    let app = TestApp::spawn().await;
+    let cookie = admin_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let get = |path: &'static str, gzip: bool| {
+        let app = &app;
+        let cookie = cookie.clone();
+        async move {
+            let mut req = app.client.get(app.url(path)).header("Cookie", cookie);
+            if gzip {
+                req = req.header("Accept-Encoding", "gzip");
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            let encoding = res
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_string());
+            (encoding, res.bytes().await.unwrap().to_vec())
+        }
+    };
+    let gunzip = |bytes: &[u8]| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+        out
+    };
+    for path in [
+        "/admin/c/pages?limit=50",
+        "/static/htmx.min.js",
+        "/static/admin.css",
+    ] {
+        let (plain_encoding, plain) = get(path, false).await;
+        assert_eq!(plain_encoding, None, "{path}: not compressed unasked");
+        let (encoding, zipped) = get(path, true).await;
+        assert_eq!(encoding.as_deref(), Some("gzip"), "{path}");
+        assert_eq!(gunzip(&zipped), plain, "{path}: the same content");
+        assert!(
+            zipped.len() * 2 < plain.len(),
+            "{path}: {} → {} bytes",
+            plain.len(),
+            zipped.len()
+        );
+    }
+    let (encoding, body) = get("/api/pages?limit=10", true).await;
+    assert_eq!(encoding, None, "the REST API is not compressed here");
+    assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+    app.stop().await;
+}
