@@ -2,7 +2,8 @@
 //!
 //! raw body (≤ 1 MiB, else 413) → signature over the raw bytes (401 when missing, unknown
 //! secret, wrong, or stale) → JSON (400) → one transaction: the `webhook_logs` row and its
-//! `process_webhook` job → 200. Every delivery leaves a log row before the answer, the refused
+//! `process_webhook` job, shared with the deliveries waiting beside it (`super::ingest`) → 200
+//! after its commit. Every delivery leaves a log row before the answer, the refused
 //! ones included. A redelivery (same source and event id, or body hash where the sender has
 //! no id) conflicts on the idempotency index, is stored as `duplicate` and answered 200.
 
