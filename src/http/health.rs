@@ -43,9 +43,17 @@ async fn database_ready(pool: &sqlx::PgPool) -> (StatusCode, Json<serde_json::Va
                 Json(json!({"status": "unavailable", "reason": "database unreachable"})),
             )
         }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": "database check timed out"})),
-        ),
+        // A database that is down can look like either: a pooled connection fails at once,
+        // while a new one is retried by the pool until the check gives up. Same reason, so
+        // probes and operators see one cause; the detail tells which.
+        Err(_) => {
+            tracing::warn!("readiness check: no answer from the database within 3 s");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    json!({"status": "unavailable", "reason": "database unreachable", "detail": "no answer within 3 s"}),
+                ),
+            )
+        }
     }
 }
