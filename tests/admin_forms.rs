@@ -1510,3 +1510,134 @@ async fn admin_responses_are_gzipped_for_browsers_that_ask() {
     assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
     app.stop().await;
 }
+
+/// Rows inside a block (a product's image gallery): added and removed with the row buttons,
+/// validated per nested input, an image uploaded right in a nested row, saved through the
+/// engine as the REST API stores them.
+#[tokio::test]
+async fn gallery_rows_inside_a_block_are_edited_as_rows() {
+    let (app, dir) = media_app("200000").await;
+    let cookie = admin_login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, html) = page(&app, &cookie, "/admin/c/product-content/new").await;
+    assert!(html.contains("enctype=\"multipart/form-data\""));
+    let csrf = csrf_of(&html);
+    let base = [
+        ("_csrf", csrf.as_str()),
+        ("tenant", FASHIONISTA),
+        ("medusaProductId", "prod_gallery_rows"),
+        ("title", "Gallery shirt"),
+        ("editorialStatus", "draft"),
+        ("_present", "contentBlocks"),
+    ];
+    // An image gallery block: its images are rows with their own buttons, not JSON.
+    let mut form = base.to_vec();
+    form.extend([
+        ("_block.contentBlocks", "imageGallery"),
+        ("_op", "add:contentBlocks"),
+    ]);
+    let (status, html, _) = post(&app, &cookie, "/admin/c/product-content/new", &form).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("name=\"_present\" value=\"contentBlocks.0.images\""),
+        "{html}"
+    );
+    assert!(html.contains("value=\"add:contentBlocks.0.images\""));
+    assert!(
+        !html.contains("name=\"contentBlocks.0.images\""),
+        "no JSON text area for the gallery"
+    );
+    // Two rows added (nothing saved).
+    let block = [
+        ("contentBlocks.0._row", "1"),
+        ("contentBlocks.0.blockType", "imageGallery"),
+        ("_present", "contentBlocks.0.images"),
+    ];
+    let mut form = base.to_vec();
+    form.extend(block);
+    form.push(("_op", "add:contentBlocks.0.images"));
+    let (_, html, _) = post(&app, &cookie, "/admin/c/product-content/new", &form).await;
+    assert!(
+        html.contains(
+            "<select id=\"f-contentBlocks-0-images-0-image\" name=\"contentBlocks.0.images.0.image\""
+        ),
+        "{html}"
+    );
+    assert!(html.contains("name=\"contentBlocks.0.images.0.image._file\""));
+    assert!(html.contains("value=\"remove:contentBlocks.0.images:0\""));
+    // Saving with a row that has no image: the engine's error beside that row's picker, the
+    // typed caption kept, nothing stored.
+    let mut form = base.to_vec();
+    form.extend(block);
+    form.extend([
+        ("contentBlocks.0.images.0._row", "1"),
+        ("contentBlocks.0.images.0.image", ""),
+        ("contentBlocks.0.images.0.caption", "Front view"),
+    ]);
+    let (status, html, _) = post(&app, &cookie, "/admin/c/product-content/new", &form).await;
+    assert_eq!(status, 422, "{html}");
+    let at = html
+        .find("id=\"f-contentBlocks-0-images-0-image-error\"")
+        .expect(&html);
+    assert!(
+        html[at..at + 200].contains("This field is required."),
+        "{}",
+        &html[at..at + 200]
+    );
+    assert!(html.contains("value=\"Front view\""));
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM product_content WHERE medusa_product_id = 'prod_gallery_rows'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+
+    // With a file chosen in the nested row: it becomes a media document and that row's image.
+    let png = common::media::png(4, 4);
+    let mut parts: Vec<Part> = base.iter().map(|(k, v)| Part::Text(k, v)).collect();
+    parts.extend(block.iter().map(|(k, v)| Part::Text(k, v)));
+    parts.extend([
+        Part::Text("contentBlocks.0.images.0._row", "1"),
+        Part::Text("contentBlocks.0.images.0.image", ""),
+        Part::File(
+            "contentBlocks.0.images.0.image._file",
+            "front.png",
+            png.as_slice(),
+        ),
+        Part::Text("contentBlocks.0.images.0.image._alt", "The front"),
+        Part::Text("contentBlocks.0.images.0.caption", "Front view"),
+    ]);
+    let (status, html, location) =
+        post_multipart(&app, &cookie, "/admin/c/product-content/new", &parts).await;
+    assert_eq!(status, 303, "{html}");
+    let id = location
+        .unwrap()
+        .trim_start_matches("/admin/c/product-content/")
+        .trim_end_matches("?msg=created")
+        .to_string();
+    let media_id: String = sqlx::query_scalar("SELECT id::text FROM media WHERE filename = 'front.png'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let token = app.admin_token().await;
+    let (status, doc) = common::json(
+        app.get_as(&format!("/api/product-content/{id}?depth=0"), &token)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["contentBlocks"][0]["blockType"], "imageGallery");
+    assert_eq!(doc["contentBlocks"][0]["images"][0]["image"], media_id.as_str());
+    assert_eq!(doc["contentBlocks"][0]["images"][0]["caption"], "Front view");
+    // The edit form shows the row with its image selected.
+    let (_, html) = page(&app, &cookie, &format!("/admin/c/product-content/{id}")).await;
+    let at = html.find("name=\"contentBlocks.0.images.0.image\"").expect(&html);
+    let select_end = html[at..].find("</select>").unwrap();
+    assert!(
+        html[at..at + select_end].contains(&format!("value=\"{media_id}\" selected")),
+        "{}",
+        &html[at..at + select_end]
+    );
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -120,32 +120,37 @@ impl RowOp {
         })
     }
 
-    /// Applies the edit to the body (top-level arrays).
+    /// Applies the edit to the body: a top-level array (`layout`), or rows inside a row
+    /// (`layout.1.images`).
     pub fn apply(&self, decl: &CollectionDecl, body: &mut Map<String, Value>) {
-        let name = match self {
+        let path = match self {
             RowOp::Add { field, .. }
             | RowOp::Remove { field, .. }
             | RowOp::Up { field, .. }
             | RowOp::Down { field, .. } => field.as_str(),
         };
-        let Some(field) = decl.field(name) else { return };
-        let entry = body.entry(name.to_string()).or_insert_with(|| json!([]));
-        if !entry.is_array() {
-            *entry = json!([]);
-        }
-        let Some(rows) = entry.as_array_mut() else { return };
-        match self {
-            RowOp::Add { block, .. } => {
+        let (rows, new_row) = match path.split_once('.') {
+            None => {
+                let Some(field) = decl.field(path) else { return };
+                let entry = body.entry(path.to_string()).or_insert_with(|| json!([]));
+                if !entry.is_array() {
+                    *entry = json!([]);
+                }
                 let mut row = Map::new();
-                if let Kind::Blocks(blocks) = field.kind {
+                if let (Kind::Blocks(blocks), RowOp::Add { block, .. }) = (field.kind, self) {
                     let slug = block
                         .as_deref()
                         .filter(|b| blocks.iter().any(|x| x.slug == *b))
                         .unwrap_or(blocks[0].slug);
                     row.insert("blockType".into(), json!(slug));
                 }
-                rows.push(Value::Object(row));
+                (entry.as_array_mut(), row)
             }
+            Some((head, rest)) => (nested_rows(body.get_mut(head), rest), Map::new()),
+        };
+        let Some(rows) = rows else { return };
+        match self {
+            RowOp::Add { .. } => rows.push(Value::Object(new_row)),
             RowOp::Remove { index, .. } if *index < rows.len() => {
                 rows.remove(*index);
             }
@@ -153,6 +158,27 @@ impl RowOp {
             RowOp::Down { index, .. } if index + 1 < rows.len() => rows.swap(*index, index + 1),
             _ => {}
         }
+    }
+}
+
+/// The rows at `rest` below `v` (`1.images`: row 1's `images`), created empty when that row
+/// has none yet. Anything else on the way (no such row, not a row) is `None`: the edit is
+/// ignored, and nothing is saved by an edit anyway.
+fn nested_rows<'v>(v: Option<&'v mut Value>, rest: &str) -> Option<&'v mut Vec<Value>> {
+    let (row, rest) = rest.split_once('.')?;
+    let row = v?
+        .as_array_mut()?
+        .get_mut(row.parse::<usize>().ok()?)?
+        .as_object_mut()?;
+    match rest.split_once('.') {
+        None => {
+            let entry = row.entry(rest.to_string()).or_insert_with(|| json!([]));
+            if entry.is_null() {
+                *entry = json!([]);
+            }
+            entry.as_array_mut()
+        }
+        Some((name, deeper)) => nested_rows(row.get_mut(name), deeper),
     }
 }
 
@@ -311,7 +337,7 @@ fn field_value(field: &Field, input: &FormInput, creating: bool, out: &mut Parse
             let rows = input
                 .rows(key)
                 .into_iter()
-                .map(|i| sub_row(subs, &format!("{key}.{i}"), input, out))
+                .map(|i| sub_row(subs, &format!("{key}.{i}"), input))
                 .collect();
             Some(Value::Array(rows))
         }
@@ -326,7 +352,7 @@ fn field_value(field: &Field, input: &FormInput, creating: bool, out: &mut Parse
                     let p = format!("{key}.{i}");
                     let slug = input.get(&format!("{p}.blockType"))?;
                     let block = blocks.iter().find(|b| b.slug == slug)?;
-                    let mut row = sub_row(block.fields, &p, input, out);
+                    let mut row = sub_row(block.fields, &p, input);
                     row["blockType"] = json!(slug);
                     Some(row)
                 })
@@ -374,13 +400,24 @@ fn field_value(field: &Field, input: &FormInput, creating: bool, out: &mut Parse
     }
 }
 
-fn sub_row(subs: &[SubField], prefix: &str, input: &FormInput, out: &mut Parsed) -> Value {
+fn sub_row(subs: &[SubField], prefix: &str, input: &FormInput) -> Value {
     let mut row = Map::new();
     if let Some(id) = input.get(&format!("{prefix}.id")).filter(|s| !s.is_empty()) {
         row.insert("id".into(), json!(id));
     }
     for sub in subs {
         let k = format!("{prefix}.{}", sub.name);
+        if let SubKind::Rows(inner) = sub.kind {
+            if input.all("_present").contains(&k.as_str()) {
+                let rows = input
+                    .rows(&k)
+                    .into_iter()
+                    .map(|j| sub_row(inner, &format!("{k}.{j}"), input))
+                    .collect();
+                row.insert(sub.name.into(), Value::Array(rows));
+            }
+            continue;
+        }
         let Some(s) = input.get(&k) else { continue };
         let v = match sub.kind {
             SubKind::Text | SubKind::Select(_) | SubKind::Upload(_) => {
@@ -395,20 +432,7 @@ fn sub_row(subs: &[SubField], prefix: &str, input: &FormInput, out: &mut Parsed)
                 }
                 rich_from_text(s)
             }
-            SubKind::Rows(_) => {
-                match serde_json::from_str::<Value>(if s.trim().is_empty() { "[]" } else { s }) {
-                    Ok(v) => v,
-                    Err(_) => {
-                        out.raw.insert(k.clone(), s.into());
-                        out.errors.push(FieldError::new(
-                            k.clone(),
-                            Some(sub.name),
-                            "This is not valid JSON.",
-                        ));
-                        continue;
-                    }
-                }
-            }
+            SubKind::Rows(_) => continue,
         };
         row.insert(sub.name.into(), v);
     }
@@ -527,7 +551,13 @@ pub fn defaults(decl: &CollectionDecl) -> Value {
 
 /// Whether the declaration has upload fields (top level, or inside rows or blocks).
 pub fn has_upload_fields(decl: &CollectionDecl) -> bool {
-    let sub = |subs: &[SubField]| subs.iter().any(|s| matches!(s.kind, SubKind::Upload(_)));
+    fn sub(subs: &[SubField]) -> bool {
+        subs.iter().any(|s| match s.kind {
+            SubKind::Upload(_) => true,
+            SubKind::Rows(inner) => sub(inner),
+            _ => false,
+        })
+    }
     decl.fields.iter().filter(|f| editable(f)).any(|f| match f.kind {
         Kind::Upload(_) => true,
         Kind::Rows(subs) => sub(subs),
@@ -561,8 +591,22 @@ pub fn upload_target(decl: &CollectionDecl, input: &FormInput, path: &str) -> Op
         }
         _ => return None,
     };
-    match subs.iter().find(|s| s.name == sub)?.kind {
-        SubKind::Upload(t) => Some(t),
+    upload_in(subs, sub)
+}
+
+/// The upload target of `rest` (`image`, or `images.0.image` through rows inside the row).
+fn upload_in(subs: &'static [SubField], rest: &str) -> Option<&'static str> {
+    let (name, deeper) = match rest.split_once('.') {
+        Some((name, deeper)) => (name, Some(deeper)),
+        None => (rest, None),
+    };
+    match (subs.iter().find(|s| s.name == name)?.kind, deeper) {
+        (SubKind::Upload(t), None) => Some(t),
+        (SubKind::Rows(inner), Some(deeper)) => {
+            let (row, rest) = deeper.split_once('.')?;
+            row.parse::<usize>().ok()?;
+            upload_in(inner, rest)
+        }
         _ => None,
     }
 }
@@ -819,9 +863,9 @@ impl FormView<'_> {
                     )),
                 }
             }
-            Kind::Rows(subs) => self.array(html, f, &id, &value, None, Some(subs), None),
-            Kind::Blocks(blocks) => self.array(html, f, &id, &value, Some(blocks), None, None),
-            Kind::Child(child) => self.array(html, f, &id, &value, None, None, Some(child.columns)),
+            Kind::Rows(subs) => self.array(html, f.name, &id, &value, None, Some(subs), None),
+            Kind::Blocks(blocks) => self.array(html, f.name, &id, &value, Some(blocks), None, None),
+            Kind::Child(child) => self.array(html, f.name, &id, &value, None, None, Some(child.columns)),
             Kind::Secret => {
                 let has = get_path(self.values, &crate::collections::engine::read::has_name(path))
                     .as_bool()
@@ -1005,14 +1049,13 @@ impl FormView<'_> {
     fn array(
         &self,
         html: &mut String,
-        f: &Field,
+        path: &str,
         id: &str,
         value: &Value,
         blocks: Option<&'static [Block]>,
         subs: Option<&'static [SubField]>,
         columns: Option<&'static [(&'static str, &'static str, ChildKind)]>,
     ) {
-        let path = f.name;
         let rows = value.as_array().cloned().unwrap_or_default();
         html.push_str(&format!(
             "<div class=\"rows\" role=\"group\" aria-labelledby=\"{id}-label\" id=\"{id}\"><input type=\"hidden\" name=\"_present\" value=\"{}\">",
@@ -1146,8 +1189,29 @@ impl FormView<'_> {
         v: &Value,
         kind: SubKind,
     ) {
+        if let SubKind::Rows(subs) = kind {
+            // Rows inside a row: the same editor one level down, with paths of their own
+            // (`layout.1.images.0.image`).
+            let id = dom_id(path);
+            html.push_str(&format!(
+                "<div class=\"field{}\"><span class=\"label\" id=\"{id}-label\">{}{}</span>",
+                if self.error(path).is_some() {
+                    " invalid"
+                } else {
+                    ""
+                },
+                esc(label),
+                if required {
+                    " <span class=\"req\" aria-hidden=\"true\">*</span>"
+                } else {
+                    ""
+                }
+            ));
+            self.array(html, path, &id, v, None, Some(subs), None);
+            self.close(html, path, &id);
+            return;
+        }
         let a = self.sub_open(html, path, label, required);
-        let raw = self.raw.get(path);
         match kind {
             SubKind::Text => html.push_str(&format!(
                 "<input type=\"text\"{a} value=\"{}\">",
@@ -1179,16 +1243,7 @@ impl FormView<'_> {
                 );
                 self.upload_new(html, path);
             }
-            SubKind::Rows(_) => {
-                let text = raw.cloned().unwrap_or_else(|| match v {
-                    Value::Null => String::new(),
-                    v => serde_json::to_string_pretty(v).unwrap_or_default(),
-                });
-                html.push_str(&format!(
-                    "<textarea class=\"code\"{a} rows=\"3\">{}</textarea>",
-                    esc(&text)
-                ));
-            }
+            SubKind::Rows(_) => {}
         }
         self.close(html, path, &dom_id(path));
     }
@@ -1417,6 +1472,74 @@ mod tests {
         }
         .apply(tenants, &mut parsed.body);
         assert_eq!(parsed.body["subdomains"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rows_inside_a_block_are_parsed_edited_and_resolved_for_uploads() {
+        let registry = Registry::new();
+        let products = registry.get("product-content").unwrap();
+        let image = "0190d2f4-0000-7000-8000-0000000000aa";
+        let input = form(&[
+            ("_present", "contentBlocks"),
+            ("contentBlocks.0._row", "1"),
+            ("contentBlocks.0.blockType", "imageGallery"),
+            ("_present", "contentBlocks.0.images"),
+            ("contentBlocks.0.images.0._row", "1"),
+            ("contentBlocks.0.images.0.image", image),
+            ("contentBlocks.0.images.0.caption", "Front"),
+            ("contentBlocks.0.images.1._row", "1"),
+            ("contentBlocks.0.images.1.caption", "Back"),
+        ]);
+        assert!(has_upload_fields(products));
+        assert_eq!(
+            upload_target(products, &input, "contentBlocks.0.images.1.image"),
+            Some("media")
+        );
+        assert_eq!(
+            upload_target(products, &input, "contentBlocks.0.images.1.caption"),
+            None
+        );
+        assert_eq!(
+            upload_target(products, &input, "contentBlocks.0.images.x.image"),
+            None
+        );
+        let mut parsed = body_from_form(products, &input, true);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(
+            parsed.body["contentBlocks"],
+            json!([{"blockType": "imageGallery", "images": [
+                {"image": image, "caption": "Front"},
+                {"caption": "Back"},
+            ]}])
+        );
+        let op = |verb: &str| RowOp::from_form(&form(&[("_op", verb)])).expect("a row edit");
+        op("down:contentBlocks.0.images:0").apply(products, &mut parsed.body);
+        assert_eq!(parsed.body["contentBlocks"][0]["images"][0]["caption"], "Back");
+        op("add:contentBlocks.0.images").apply(products, &mut parsed.body);
+        assert_eq!(parsed.body["contentBlocks"][0]["images"][2], json!({}));
+        op("remove:contentBlocks.0.images:0").apply(products, &mut parsed.body);
+        let captions: Vec<&Value> = parsed.body["contentBlocks"][0]["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["caption"])
+            .collect();
+        assert_eq!(captions, [&json!("Front"), &Value::Null]);
+        // A block without rows yet gets its first; edits that lead nowhere change nothing.
+        op("add:contentBlocks").apply(products, &mut parsed.body);
+        op("add:contentBlocks.1.images").apply(products, &mut parsed.body);
+        assert_eq!(parsed.body["contentBlocks"][1]["images"], json!([{}]));
+        let before = parsed.body.clone();
+        for verb in [
+            "add:contentBlocks.7.images",
+            "add:contentBlocks.0.blockType",
+            "remove:contentBlocks.0.images:9",
+            "add:contentBlocks.x.images",
+            "up:contentBlocks.0.images.0:0",
+        ] {
+            op(verb).apply(products, &mut parsed.body);
+            assert_eq!(parsed.body, before, "{verb}");
+        }
     }
 
     #[test]
