@@ -1072,7 +1072,12 @@ impl FormView<'_> {
                 bs.iter().find(|b| b.slug == slug)
             });
             let title = match block {
-                Some(b) => format!("{} {} · {}", self.lang.t("block"), i + 1, b.slug),
+                Some(b) => format!(
+                    "{} {} · {}",
+                    self.lang.t("block"),
+                    i + 1,
+                    super::labels::part(self.lang, b.slug)
+                ),
                 None => format!("{} {}", self.lang.t("row"), i + 1),
             };
             html.push_str(&format!(
@@ -1100,7 +1105,7 @@ impl FormView<'_> {
                 self.sub_field(
                     html,
                     &format!("{p}.{}", sub.name),
-                    sub.name,
+                    &super::labels::part(self.lang, sub.name),
                     sub.required,
                     row.get(sub.name).unwrap_or(&Value::Null),
                     sub.kind,
@@ -1110,7 +1115,7 @@ impl FormView<'_> {
                 self.child_field(
                     html,
                     &format!("{p}.{wire}"),
-                    wire,
+                    &super::labels::part(self.lang, wire),
                     row.get(*wire).unwrap_or(&Value::Null),
                     *kind,
                 );
@@ -1146,7 +1151,11 @@ impl FormView<'_> {
                     esc(path)
                 ));
                 for b in bs {
-                    html.push_str(&format!("<option value=\"{0}\">{0}</option>", esc(b.slug)));
+                    html.push_str(&format!(
+                        "<option value=\"{}\">{}</option>",
+                        esc(b.slug),
+                        esc(&super::labels::part(self.lang, b.slug))
+                    ));
                 }
                 html.push_str("</select>");
             }

@@ -15,6 +15,59 @@ pub fn label(lang: Lang, english: &'static str) -> &'static str {
     }
 }
 
+/// The words for a row's field, a child table's column or a block type, which are declared by
+/// their wire names only (`caption`, `isPrimary`, `imageGallery`).
+pub fn part(lang: Lang, name: &str) -> String {
+    match PARTS.binary_search_by(|(n, _, _)| n.cmp(&name)) {
+        Ok(i) => match lang {
+            Lang::En => PARTS[i].1,
+            Lang::Ar => PARTS[i].2,
+        }
+        .to_string(),
+        Err(_) => name.to_string(),
+    }
+}
+
+/// Wire name → (English, Arabic), sorted by the wire name (a test checks the order).
+const PARTS: &[(&str, &str, &str)] = &[
+    ("caption", "Caption", "التعليق"),
+    ("content", "Content", "المحتوى"),
+    ("createdAt", "Created at", "تاريخ الإنشاء"),
+    ("cta", "Call to action", "دعوة إلى إجراء"),
+    ("ctaLink", "Call-to-action link", "رابط الدعوة إلى إجراء"),
+    ("domain", "Domain", "النطاق"),
+    ("expiresAt", "Expires at", "تاريخ الانتهاء"),
+    ("heading", "Heading", "العنوان الرئيسي"),
+    ("hero", "Hero", "الواجهة الرئيسية"),
+    ("image", "Image", "الصورة"),
+    ("imageGallery", "Image gallery", "معرض الصور"),
+    ("images", "Images", "الصور"),
+    ("isPrimary", "Primary", "أساسي"),
+    ("joinedAt", "Joined at", "تاريخ الانضمام"),
+    ("kind", "Kind", "النوع"),
+    ("label", "Label", "التسمية"),
+    ("link", "Link", "الرابط"),
+    ("media", "Media", "الوسائط"),
+    ("richText", "Rich text", "نص منسق"),
+    ("roles", "Roles", "الأدوار"),
+    ("source", "Source", "المصدر"),
+    ("status", "Status", "الحالة"),
+    ("store", "Store", "المتجر"),
+    ("stores", "Stores", "المتاجر"),
+    ("style", "Style", "النمط"),
+    ("subdomain", "Subdomain", "النطاق الفرعي"),
+    ("subtitle", "Subtitle", "العنوان الفرعي"),
+    ("tenant", "Tenant", "المستأجر"),
+    ("tenants", "Tenants", "المستأجرون"),
+    ("text", "Text", "النص"),
+    ("textBlock", "Text", "نص"),
+    ("title", "Title", "العنوان"),
+    ("url", "URL", "الرابط (URL)"),
+    ("value", "Value", "القيمة"),
+    ("verified", "Verified", "تم التحقق"),
+    ("videoEmbed", "Embedded video", "فيديو مضمَّن"),
+];
+
 /// English label → Arabic, sorted by the English (a test checks the order).
 const ARABIC: &[(&str, &str)] = &[
     ("API Key", "مفتاح API"),
@@ -207,6 +260,48 @@ mod tests {
     #[test]
     fn the_dictionary_is_sorted_for_binary_search() {
         assert!(ARABIC.windows(2).all(|w| w[0].0 < w[1].0), "keep ARABIC sorted");
+        assert!(PARTS.windows(2).all(|w| w[0].0 < w[1].0), "keep PARTS sorted");
+    }
+
+    /// Every row field, child column and block type the declarations name has words in both
+    /// languages.
+    #[test]
+    fn every_declared_part_has_words() {
+        use crate::collections::decl::{Kind, SubField, SubKind};
+        fn subs(fields: &[SubField], out: &mut Vec<&'static str>) {
+            for s in fields {
+                out.push(s.name);
+                if let SubKind::Rows(inner) = s.kind {
+                    subs(inner, out);
+                }
+            }
+        }
+        let registry = crate::collections::Registry::new();
+        let mut names = Vec::new();
+        for d in registry.all() {
+            for f in d.fields {
+                match f.kind {
+                    Kind::Rows(fields) => subs(fields, &mut names),
+                    Kind::Blocks(blocks) => {
+                        for b in blocks {
+                            names.push(b.slug);
+                            subs(b.fields, &mut names);
+                        }
+                    }
+                    Kind::Child(child) => names.extend(child.columns.iter().map(|(w, _, _)| *w)),
+                    _ => {}
+                }
+            }
+        }
+        let mut missing: Vec<&str> = names
+            .into_iter()
+            .filter(|n| PARTS.binary_search_by(|(p, _, _)| p.cmp(n)).is_err())
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        assert!(missing.is_empty(), "parts without words: {missing:?}");
+        assert_eq!(part(Lang::En, "isPrimary"), "Primary");
+        assert_eq!(part(Lang::Ar, "imageGallery"), "معرض الصور");
     }
 
     #[test]
