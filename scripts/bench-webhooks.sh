@@ -14,6 +14,9 @@
 #      BENCH_DURATION (10s), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
 #      BENCH_WEBHOOKS (deliveries generated per run, 150000), plus any server setting
 #      (e.g. SYNC_WORKERS=2 to process the deliveries while they arrive).
+#      BENCH_FORGED=1 signs every delivery with a wrong secret instead: each is refused (401)
+#      and logged as `failed`, and those rows are what is counted (the cost of a flood of
+#      forged or misconfigured deliveries).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +34,12 @@ WORK="$OUT_DIR/webhooks"
 DATA_DIR="$ROOT/.data-bench-webhooks"
 BASE="http://127.0.0.1:$PORT"
 SECRET="whsec_Y2l0eW9zLW1lZHVzYS10ZXN0LXNlY3JldC0zMmJ5dGU="
+SIGNING_SECRET="$SECRET"
+COUNTED=received
+if [ "${BENCH_FORGED:-0}" = 1 ]; then
+  SIGNING_SECRET="whsec_d3Jvbmctc2VjcmV0LWZvci1mb3JnZWQtYmVuY2g="
+  COUNTED=failed
+fi
 LUA="$ROOT/scripts/bench-webhooks.lua"
 
 log() { printf '[bench-webhooks] %s\n' "$*" >&2; }
@@ -68,17 +77,17 @@ TOKEN="$(curl -s -H 'Content-Type: application/json' \
   -d "{\"email\":\"${SEED_ADMIN_EMAIL:-admin@cityos.local}\",\"password\":\"${SEED_ADMIN_PASSWORD:-cityos-admin}\"}" \
   "$BASE/api/users/login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
 
-# Accepted deliveries stored so far (log rows with status `received`).
+# Deliveries stored so far (log rows with status `received`, or `failed` with BENCH_FORGED=1).
 received() {
   curl -s -H "Authorization: JWT $TOKEN" \
-    "$BASE/api/webhook-logs/count?where%5Bstatus%5D%5Bequals%5D=received" |
+    "$BASE/api/webhook-logs/count?where%5Bstatus%5D%5Bequals%5D=$COUNTED" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["totalDocs"])'
 }
 
 # Writes $COUNT signed deliveries (id TAB timestamp TAB signature TAB body) to $1; run $2 keeps
 # the ids of different runs apart.
 generate() {
-  python3 - "$1" "$2" "$COUNT" "$SECRET" <<'PY'
+  python3 - "$1" "$2" "$COUNT" "$SIGNING_SECRET" <<'PY'
 import base64, hashlib, hmac, sys, time
 path, run, count, secret = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 key = base64.b64decode(secret[len("whsec_"):])
@@ -138,7 +147,7 @@ done
 {
   echo "Webhook ingest, wrk -t$THREADS -c$CONNS -d$DURATION, $(nproc) cores; load average before: $LOAD_BEFORE, after: $(uptime | sed 's/.*load average: //')"
   echo
-  echo "| run | req/s | p50 | p99 | requests | non-2xx | rows received | CPU µs per delivery: server / PostgreSQL / wrk |"
+  echo "| run | req/s | p50 | p99 | requests | non-2xx | rows $COUNTED | CPU µs per delivery: server / PostgreSQL / wrk |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${ROWS[@]}"
 } | tee "$WORK/../webhooks.md"

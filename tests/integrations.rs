@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cityos::integrations::signatures as sig;
-use cityos::integrations::{ingest, queue, Integrations};
+use cityos::integrations::{ingest, queue, secrets, Integrations};
 use common::{json, TestApp, FASHIONISTA};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -1900,8 +1900,13 @@ async fn the_secret_cache_serves_repeated_lookups_and_empties_on_notify() {
     ix.secrets.spawn_invalidation(app.pool.clone());
     let cipher = test_cipher(&app);
     let lookup = || {
-        ix.secrets
-            .candidates(&ix.pool, &ix.cipher, Source::Fleetbase, None, false)
+        ix.secrets.candidates(
+            &ix.pool,
+            &ix.cipher,
+            Source::Fleetbase,
+            None,
+            secrets::Read::Cached,
+        )
     };
     let mut live = false;
     for _ in 0..200 {
@@ -2148,5 +2153,96 @@ async fn concurrent_deliveries_and_redeliveries_are_each_stored_once() {
     assert_eq!(rows.iter().filter(|r| r.0 == "received").count(), 16);
     assert_eq!(rows.iter().filter(|r| r.0 == "duplicate" && r.2).count(), 48);
     assert_eq!(job_count(&app, "process_webhook").await, 16);
+    app.stop().await;
+}
+
+/// Refusals decide from a read of the secrets that began after the delivery arrived; such a
+/// read is shared by the refusals that arrived before it began (so a flood of forged
+/// deliveries does not read the table once each), and an acceptance from a shared read is
+/// confirmed by the logging statement like one from the cache.
+#[tokio::test]
+async fn refusals_share_a_read_that_began_after_they_arrived() {
+    use cityos::integrations::webhooks::Source;
+    use secrets::Read;
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let ix = integrations(&app, &murl, &[]);
+    let cipher = test_cipher(&app);
+    let secrets_of =
+        |c: &secrets::Candidates| -> Vec<String> { c.list.iter().map(|c| c.secret.to_string()).collect() };
+    let arrived = std::time::Instant::now();
+    let first = ix
+        .secrets
+        .candidates(
+            &ix.pool,
+            &ix.cipher,
+            Source::Fleetbase,
+            None,
+            Read::After(arrived),
+        )
+        .await
+        .unwrap();
+    assert!(!first.cached, "a read of its own");
+    // A second refusal that arrived before that read began takes it (and would confirm an
+    // acceptance from it).
+    let second = ix
+        .secrets
+        .candidates(
+            &ix.pool,
+            &ix.cipher,
+            Source::Fleetbase,
+            None,
+            Read::After(arrived),
+        )
+        .await
+        .unwrap();
+    assert!(second.cached, "the shared read");
+    assert_eq!(secrets_of(&second), secrets_of(&first));
+    // A secret added now: a delivery arriving after it is decided from a new read that sees it.
+    sqlx::query(
+        "INSERT INTO integration_endpoints (name, tenant_id, system_type, base_url, webhook_secret_enc)
+         VALUES ('Fleet', $1::uuid, 'fleetbase', 'https://fleet.example', $2)",
+    )
+    .bind(FASHIONISTA)
+    .bind(cipher.encrypt("secret-added-now"))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let later = ix
+        .secrets
+        .candidates(
+            &ix.pool,
+            &ix.cipher,
+            Source::Fleetbase,
+            None,
+            Read::After(std::time::Instant::now()),
+        )
+        .await
+        .unwrap();
+    assert!(!later.cached);
+    assert!(secrets_of(&later).contains(&"secret-added-now".to_string()));
+    assert!(!secrets_of(&first).contains(&"secret-added-now".to_string()));
+    // A read of one's own is never shared.
+    let own = ix
+        .secrets
+        .candidates(&ix.pool, &ix.cipher, Source::Fleetbase, None, Read::Own)
+        .await
+        .unwrap();
+    assert!(!own.cached);
+
+    // Through the receiver: 32 forged deliveries at once are each refused and logged once.
+    let sends = (0..32).map(|i| {
+        let app = &app;
+        async move {
+            let body = format!(r#"{{"id":"forged_{i}","event":"order.updated"}}"#).into_bytes();
+            let h = vec![("signature", sig::fleetbase_sign("not-the-secret", &body))];
+            post_raw(app, FLEETBASE_PATH, &h, body).await.0
+        }
+    });
+    let statuses = futures_util::future::join_all(sends).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let rows = logs(&app, "fleetbase").await;
+    assert_eq!(rows.len(), 32);
+    assert!(rows.iter().all(|r| r.0 == "failed" && !r.1));
     app.stop().await;
 }

@@ -11,8 +11,14 @@
 //! (a secret added or rotated elsewhere), and an acceptance with cached secrets is confirmed by
 //! the statement that logs it (`cityos_accept_webhook`'s `p_confirm`), so a removed or expired
 //! secret is never accepted.
+//!
+//! "Again from the table" means: from a read that began after the delivery arrived, which sees
+//! every change committed before it. Such reads are shared: one read per source at a time, and
+//! every refusal that arrived before a read began takes its result. A flood of forged deliveries
+//! then costs a read per read's duration, not one per delivery.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -68,8 +74,22 @@ pub struct Candidates {
 
 type Endpoints = Arc<Vec<Arc<EndpointSecret>>>;
 
+/// How [`SecretDirectory::candidates`] reads the endpoint secrets.
+#[derive(Debug, Clone, Copy)]
+pub enum Read {
+    /// From the cache when it holds them.
+    Cached,
+    /// From a read of the table that began after this instant (a delivery's arrival), perhaps
+    /// one that another delivery started: what decides a refusal.
+    After(Instant),
+    /// From a read of this call's own (after the logging statement found a cached secret stale).
+    Own,
+}
+
 pub struct SecretDirectory {
     endpoints: Arc<NotifiedCache<Endpoints>>,
+    /// Per source: the latest read from the table and when it began (one read at a time).
+    fresh: [tokio::sync::Mutex<Option<(Instant, Endpoints)>>; 3],
     tenants: Arc<NotifiedCache<Uuid>>,
     /// Env secrets per source, parsed once: a comma list (several Fleetbase credentials, or old
     /// and new during a rotation).
@@ -109,6 +129,7 @@ impl SecretDirectory {
         };
         SecretDirectory {
             endpoints: NotifiedCache::new(16),
+            fresh: Default::default(),
             tenants: NotifiedCache::new(10_000),
             env: [
                 env(&config.medusa.webhook_secret),
@@ -144,28 +165,26 @@ impl SecretDirectory {
     /// Secrets that may verify a delivery of `source` carrying tenant `hint`. With a known
     /// tenant that has its own endpoint secret, only that tenant's secrets count (the previous
     /// one during its grace period included); otherwise every endpoint secret of the source and
-    /// the env secret(s). `fresh` reads the endpoints from the table even when cached.
+    /// the env secret(s), read as `read` says.
     pub async fn candidates(
         &self,
         pool: &sqlx::PgPool,
         cipher: &FieldCipher,
         source: Source,
         hint: Option<&str>,
-        fresh: bool,
+        read: Read,
     ) -> Result<Candidates, sqlx::Error> {
         let tenant = match hint {
             Some(h) => self.tenant(pool, h).await?,
             None => None,
         };
-        let cached = if fresh {
-            None
-        } else {
-            self.endpoints.get(source.as_str())
-        };
-        let was_cached = cached.is_some();
-        let endpoints = match cached {
-            Some(e) => e,
-            None => self.load(pool, cipher, source).await?,
+        let (endpoints, was_cached) = match read {
+            Read::Cached => match self.endpoints.get(source.as_str()) {
+                Some(e) => (e, true),
+                None => (self.load(pool, cipher, source).await?, false),
+            },
+            Read::After(after) => self.read_after(pool, cipher, source, Some(after)).await?,
+            Read::Own => self.read_after(pool, cipher, source, None).await?,
         };
         let now = OffsetDateTime::now_utc();
         let mut list = Vec::new();
@@ -220,6 +239,29 @@ impl SecretDirectory {
             self.tenants.insert(hint.to_string(), id, generation);
         }
         Ok(id)
+    }
+
+    /// The endpoints from a read that began after `after` (`None`: a new read): the latest
+    /// read when it did (then `true`: shared, so an acceptance from it is confirmed like one from
+    /// the cache), else a new one. Reads of a source run one at a time, so the refusals waiting
+    /// meanwhile share the next one.
+    async fn read_after(
+        &self,
+        pool: &sqlx::PgPool,
+        cipher: &FieldCipher,
+        source: Source,
+        after: Option<Instant>,
+    ) -> Result<(Endpoints, bool), sqlx::Error> {
+        let mut latest = self.fresh[index(source)].lock().await;
+        if let (Some((began, endpoints)), Some(after)) = (latest.as_ref(), after) {
+            if *began >= after {
+                return Ok((endpoints.clone(), true));
+            }
+        }
+        let began = Instant::now();
+        let endpoints = self.load(pool, cipher, source).await?;
+        *latest = Some((began, endpoints.clone()));
+        Ok((endpoints, false))
     }
 
     /// Every enabled endpoint of the source with a webhook secret, decrypted (a secret that

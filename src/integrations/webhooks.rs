@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ingest::{Confirm, Delivery, Outcome};
-use super::secrets::Candidate;
+use super::secrets::{Candidate, Read};
 use super::signatures::{self, Refusal};
 use super::Integrations;
 use crate::app::AppState;
@@ -189,6 +189,8 @@ async fn receive(ix: &Arc<Integrations>, source: Source, req: Request) -> Respon
 }
 
 async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> Result<Response, ApiError> {
+    // A refusal is decided from a read of the secrets that began after this instant.
+    let arrived = std::time::Instant::now();
     let request_id = req
         .extensions()
         .get::<RequestId>()
@@ -245,12 +247,12 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     let secrets = &ix.secrets;
     let hint = tenant_hint.as_deref();
     let mut candidates = secrets
-        .candidates(&ix.pool, &ix.cipher, source, hint, false)
+        .candidates(&ix.pool, &ix.cipher, source, hint, Read::Cached)
         .await?;
     let mut verdict = verify(ix, source, &headers, &bytes, body, &candidates.list);
     if candidates.cached && matches!(verdict, Err(Refusal::Mismatch | Refusal::NoSecret)) {
         candidates = secrets
-            .candidates(&ix.pool, &ix.cipher, source, hint, true)
+            .candidates(&ix.pool, &ix.cipher, source, hint, Read::After(arrived))
             .await?;
         verdict = verify(ix, source, &headers, &bytes, body, &candidates.list);
     }
@@ -292,11 +294,11 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
                 let body = json!({"received": true, "id": id, "duplicate": duplicate});
                 return Ok(Json(body).into_response());
             }
-            // The cached secret no longer holds: decide once more from the table (a fresh
-            // read is not confirmed again, so this loops at most twice).
+            // The cached (or shared) secret no longer holds: decide once more from a read of
+            // our own (not confirmed again, so this loops at most twice).
             Outcome::Stale => {
                 candidates = secrets
-                    .candidates(&ix.pool, &ix.cipher, source, hint, true)
+                    .candidates(&ix.pool, &ix.cipher, source, hint, Read::Own)
                     .await?;
                 let bytes = row.body.as_deref().unwrap_or_default();
                 verdict = verify(ix, source, &headers, bytes, body, &candidates.list);
