@@ -2246,3 +2246,63 @@ async fn refusals_share_a_read_that_began_after_they_arrived() {
     assert!(rows.iter().all(|r| r.0 == "failed" && !r.1));
     app.stop().await;
 }
+
+/// Refused deliveries waiting together are logged by one statement; two with the same
+/// (client-supplied) request id make it fail, and then each is logged alone, the second with a
+/// suffixed request id: every refusal leaves its row.
+#[tokio::test]
+async fn waiting_refusals_share_one_statement_and_each_leaves_its_row() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    let ingest = ingest::Ingest::new(app.pool.clone(), 16, 1, 8);
+    let refusal = |n: usize, request_id: &str| ingest::RefusedRow {
+        request_id: request_id.into(),
+        source: "erpnext",
+        tenant: None,
+        store: None,
+        endpoint: None,
+        event_type: "Item.on_update".into(),
+        external_id: None,
+        hash: Some(format!("{n:064x}")),
+        signature_valid: false,
+        status: "failed",
+        url: ERP_PATH.into(),
+        headers: json!({"x-frappe-webhook-signature": "[redacted]"}),
+        body: (n != 3).then(|| axum::body::Bytes::from(format!("{{\"n\":{n}}}"))),
+        response_code: if n == 3 { 413 } else { 401 },
+        error: Some("Invalid webhook signature.".into()),
+    };
+    let batch: Vec<_> = (0..8).map(|n| refusal(n, &format!("req-refused-{n}"))).collect();
+    let results = futures_util::future::join_all(batch.into_iter().map(|r| ingest.refuse(r))).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(ingest.counts(), (1, 8), "one statement for the eight");
+    let rows = logs(&app, "erpnext").await;
+    assert_eq!(rows.len(), 8);
+    assert!(rows.iter().all(|r| r.0 == "failed" && !r.1 && !r.2));
+    assert_eq!(
+        rows.iter().filter(|r| !r.3).count(),
+        1,
+        "the too-large body is not kept"
+    );
+
+    // The same request id twice in one batch: the statement fails, each is then logged alone.
+    let batch = vec![
+        refusal(10, "req-refused-same"),
+        refusal(11, "req-refused-same"),
+        refusal(12, "req-refused-12"),
+    ];
+    let results = futures_util::future::join_all(batch.into_iter().map(|r| ingest.refuse(r))).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(ingest.counts(), (1 + 1 + 3, 8 + 3));
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT request_id FROM webhook_logs WHERE request_id LIKE 'req-refused-same%' ORDER BY created_at, id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[0], "req-refused-same");
+    assert!(ids[1].starts_with("req-refused-same.") && ids[1].len() == "req-refused-same.".len() + 8);
+    assert_eq!(logs(&app, "erpnext").await.len(), 11);
+    app.stop().await;
+}

@@ -15,6 +15,9 @@
 //! written nothing; its deliveries are then written one by one, so the others are still stored
 //! and only the failing one is answered with the error. A lost connection fails the batch's
 //! deliveries without retrying them (the senders redeliver, and redeliveries are idempotent).
+//!
+//! Refused deliveries (bad or missing signature, stale, not JSON, too large) are logged the same
+//! way: waiting refusals share one multi-row INSERT and its commit, before their 4xx.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -24,6 +27,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
+
+use crate::db::scope::{begin, DbScope};
 
 /// One verified delivery, as `cityos_accept_webhook` takes it.
 #[derive(Debug, Clone)]
@@ -65,6 +70,27 @@ pub enum Outcome {
     Stale,
 }
 
+/// A refused delivery's log row (no job).
+#[derive(Debug, Clone)]
+pub struct RefusedRow {
+    pub request_id: String,
+    pub source: &'static str,
+    pub tenant: Option<Uuid>,
+    pub store: Option<Uuid>,
+    pub endpoint: Option<Uuid>,
+    pub event_type: String,
+    pub external_id: Option<String>,
+    pub hash: Option<String>,
+    pub signature_valid: bool,
+    pub status: &'static str,
+    pub url: String,
+    pub headers: Value,
+    /// None when the body was not kept (too large).
+    pub body: Option<Bytes>,
+    pub response_code: u16,
+    pub error: Option<String>,
+}
+
 /// Counts since start: statements written and the deliveries they carried.
 #[derive(Debug, Default)]
 struct Counters {
@@ -72,16 +98,53 @@ struct Counters {
     deliveries: AtomicU64,
 }
 
-type Reply = oneshot::Sender<Result<Outcome, sqlx::Error>>;
+type Reply<R> = oneshot::Sender<Result<R, sqlx::Error>>;
+type Queue<T, R> = Arc<Mutex<mpsc::UnboundedReceiver<(T, Reply<R>)>>>;
 
-/// The deliveries waiting for a writer. The writers start with the first delivery (inside the
-/// runtime) and end when this is dropped.
+/// The deliveries waiting for a writer: accepted ones and refused ones, each kind with its own
+/// writers (they start with the first delivery of their kind, inside the runtime, and end when
+/// this is dropped).
 pub struct Ingest {
-    tx: mpsc::UnboundedSender<(Delivery, Reply)>,
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<(Delivery, Reply)>>>,
-    writers: OnceLock<()>,
+    accepted: Writers<Delivery, Outcome>,
+    refused: Writers<RefusedRow, ()>,
     settings: Arc<Settings>,
     counters: Arc<Counters>,
+}
+
+struct Writers<T, R> {
+    tx: mpsc::UnboundedSender<(T, Reply<R>)>,
+    rx: Queue<T, R>,
+    started: OnceLock<()>,
+}
+
+impl<T: Row<Out = R>, R: Send + 'static> Writers<T, R> {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Writers {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            started: OnceLock::new(),
+        }
+    }
+
+    async fn submit(
+        &self,
+        row: T,
+        settings: &Arc<Settings>,
+        counters: &Arc<Counters>,
+    ) -> Result<R, sqlx::Error> {
+        self.started.get_or_init(|| {
+            for _ in 0..settings.writer_count {
+                tokio::spawn(write_loop(self.rx.clone(), settings.clone(), counters.clone()));
+            }
+        });
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send((row, reply)).is_err() {
+            return Err(gone());
+        }
+        // A writer that ended without answering (it never does) drops the reply: an error.
+        answer.await.unwrap_or_else(|_| Err(gone()))
+    }
 }
 
 struct Settings {
@@ -92,13 +155,12 @@ struct Settings {
 }
 
 impl Ingest {
-    /// `batch`: deliveries per statement at most (1: each alone); `writers`: statements at once.
+    /// `batch`: deliveries per statement at most (1: each alone); `writers`: statements at once
+    /// (per kind).
     pub fn new(pool: PgPool, batch: usize, writers: usize, max_attempts: i32) -> Ingest {
-        let (tx, rx) = mpsc::unbounded_channel();
         Ingest {
-            tx,
-            rx: Arc::new(Mutex::new(rx)),
-            writers: OnceLock::new(),
+            accepted: Writers::new(),
+            refused: Writers::new(),
             settings: Arc::new(Settings {
                 pool,
                 batch: batch.max(1),
@@ -109,27 +171,21 @@ impl Ingest {
         }
     }
 
-    /// Stores one delivery (with the others waiting at the same time) and tells what was done,
-    /// once it is committed.
+    /// Stores one accepted delivery (with the others waiting at the same time) and tells what
+    /// was done, once it is committed.
     pub async fn accept(&self, delivery: Delivery) -> Result<Outcome, sqlx::Error> {
-        self.writers.get_or_init(|| {
-            for _ in 0..self.settings.writer_count {
-                tokio::spawn(write_loop(
-                    self.rx.clone(),
-                    self.settings.clone(),
-                    self.counters.clone(),
-                ));
-            }
-        });
-        let (reply, answer) = oneshot::channel();
-        if self.tx.send((delivery, reply)).is_err() {
-            return Err(gone());
-        }
-        // A writer that ended without answering (it never does) drops the reply: an error.
-        answer.await.unwrap_or_else(|_| Err(gone()))
+        self.accepted
+            .submit(delivery, &self.settings, &self.counters)
+            .await
     }
 
-    /// Statements written and deliveries carried since start (tests, benchmarks).
+    /// Logs one refused delivery (with the others waiting at the same time), committed when
+    /// this returns.
+    pub async fn refuse(&self, refusal: RefusedRow) -> Result<(), sqlx::Error> {
+        self.refused.submit(refusal, &self.settings, &self.counters).await
+    }
+
+    /// Statements written and deliveries carried since start, both kinds (tests, benchmarks).
     pub fn counts(&self) -> (u64, u64) {
         (
             self.counters.statements.load(Ordering::Relaxed),
@@ -138,15 +194,24 @@ impl Ingest {
     }
 }
 
+/// A kind of row the writers store: alone, or many in one statement.
+trait Row: Sized + Send + Sync + 'static {
+    type Out: Send + 'static;
+    fn write_one(
+        settings: &Settings,
+        row: &Self,
+    ) -> impl std::future::Future<Output = Result<Self::Out, sqlx::Error>> + Send;
+    fn write_many(
+        settings: &Settings,
+        rows: &[&Self],
+    ) -> impl std::future::Future<Output = Result<Vec<Self::Out>, sqlx::Error>> + Send;
+}
+
 fn gone() -> sqlx::Error {
     sqlx::Error::Protocol("the webhook ingest writer is gone".into())
 }
 
-async fn write_loop(
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<(Delivery, Reply)>>>,
-    settings: Arc<Settings>,
-    counters: Arc<Counters>,
-) {
+async fn write_loop<T: Row>(rx: Queue<T, T::Out>, settings: Arc<Settings>, counters: Arc<Counters>) {
     loop {
         let mut batch = Vec::new();
         {
@@ -168,26 +233,26 @@ async fn write_loop(
     }
 }
 
-async fn write(settings: &Settings, counters: &Counters, batch: Vec<(Delivery, Reply)>) {
+async fn write<T: Row>(settings: &Settings, counters: &Counters, batch: Vec<(T, Reply<T::Out>)>) {
     if batch.len() > 1 {
-        let deliveries: Vec<&Delivery> = batch.iter().map(|(d, _)| d).collect();
+        let rows: Vec<&T> = batch.iter().map(|(d, _)| d).collect();
         counters.statements.fetch_add(1, Ordering::Relaxed);
-        match accept_many(settings, &deliveries).await {
-            Ok(outcomes) if outcomes.len() == batch.len() => {
+        match T::write_many(settings, &rows).await {
+            Ok(outs) if outs.len() == batch.len() => {
                 counters
                     .deliveries
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                for ((_, reply), out) in batch.into_iter().zip(outs) {
+                    let _ = reply.send(Ok(out));
                 }
                 return;
             }
-            Ok(outcomes) => {
+            Ok(outs) => {
                 // Cannot happen (one row per delivery); nothing to trust, and nothing to redo:
                 // whatever was written stands, the senders redeliver and are deduplicated.
                 tracing::error!(
                     sent = batch.len(),
-                    answered = outcomes.len(),
+                    answered = outs.len(),
                     "webhook ingest statement answered a different number of rows"
                 );
                 for (_, reply) in batch {
@@ -215,14 +280,19 @@ async fn write(settings: &Settings, counters: &Counters, batch: Vec<(Delivery, R
             }
         }
     }
-    for (delivery, reply) in batch {
+    for (row, reply) in batch {
         counters.statements.fetch_add(1, Ordering::Relaxed);
-        let outcome = accept_one(settings, &delivery).await;
-        if outcome.is_ok() {
+        let out = T::write_one(settings, &row).await;
+        if out.is_ok() {
             counters.deliveries.fetch_add(1, Ordering::Relaxed);
         }
-        let _ = reply.send(outcome);
+        let _ = reply.send(out);
     }
+}
+
+/// One column of a batch, as the array parameter an `unnest` takes.
+fn col<'a, R, T>(rows: &[&'a R], f: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(|r| f(r)).collect()
 }
 
 fn outcome((id, duplicate, stale): (Option<Uuid>, bool, bool)) -> Outcome {
@@ -230,6 +300,16 @@ fn outcome((id, duplicate, stale): (Option<Uuid>, bool, bool)) -> Outcome {
         Outcome::Stale
     } else {
         Outcome::Logged { id, duplicate }
+    }
+}
+
+impl Row for Delivery {
+    type Out = Outcome;
+    async fn write_one(settings: &Settings, d: &Delivery) -> Result<Outcome, sqlx::Error> {
+        accept_one(settings, d).await
+    }
+    async fn write_many(settings: &Settings, ds: &[&Delivery]) -> Result<Vec<Outcome>, sqlx::Error> {
+        accept_many(settings, ds).await
     }
 }
 
@@ -277,9 +357,6 @@ const ACCEPT_MANY: &str = "SELECT a.log_id, a.duplicate, a.stale
   ORDER BY d.n";
 
 async fn accept_many(settings: &Settings, ds: &[&Delivery]) -> Result<Vec<Outcome>, sqlx::Error> {
-    fn col<'a, T>(ds: &[&'a Delivery], f: impl Fn(&'a Delivery) -> T) -> Vec<T> {
-        ds.iter().map(|d| f(d)).collect()
-    }
     let rows: Vec<(Option<Uuid>, bool, bool)> = sqlx::query_as(ACCEPT_MANY)
         .bind(col(ds, |d| d.request_id.as_str()))
         .bind(col(ds, |d| d.source))
@@ -301,4 +378,51 @@ async fn accept_many(settings: &Settings, ds: &[&Delivery]) -> Result<Vec<Outcom
         .fetch_all(&settings.pool)
         .await?;
     Ok(rows.into_iter().map(outcome).collect())
+}
+
+/// A refused delivery's row; a client-supplied request id that is taken gets a suffix (the
+/// column is unique). Two refusals with the same request id in one batch conflict, and the
+/// batch is then written row by row, where the second sees the first.
+const REFUSE_MANY: &str = "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, store_id,
+        endpoint_id, event_type, external_event_id, payload_hash, signature_valid, status, attempts, url,
+        headers, raw_body, response_code, error_message)
+     SELECT CASE WHEN EXISTS (SELECT 1 FROM webhook_logs w WHERE w.request_id = d.request_id)
+                 THEN d.request_id || '.' || substr(md5(random()::text), 1, 8) ELSE d.request_id END,
+            d.source, 'inbound', d.tenant, d.store, d.endpoint, d.event_type, d.external_id, d.hash,
+            d.signature_valid, d.status, 0, d.url, d.headers, d.body, d.response_code, d.error
+       FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
+                   $8::text[], $9::boolean[], $10::text[], $11::text[], $12::jsonb[], $13::bytea[],
+                   $14::integer[], $15::text[])
+            AS d(request_id, source, tenant, store, endpoint, event_type, external_id, hash,
+                 signature_valid, status, url, headers, body, response_code, error)";
+
+impl Row for RefusedRow {
+    type Out = ();
+    async fn write_one(settings: &Settings, r: &RefusedRow) -> Result<(), sqlx::Error> {
+        RefusedRow::write_many(settings, &[r]).await.map(|_| ())
+    }
+    /// In a transaction of the server's own (RLS is forced on the log).
+    async fn write_many(settings: &Settings, rs: &[&RefusedRow]) -> Result<Vec<()>, sqlx::Error> {
+        let mut tx = begin(&settings.pool, &DbScope::system()).await?;
+        sqlx::query(REFUSE_MANY)
+            .bind(col(rs, |r| r.request_id.as_str()))
+            .bind(col(rs, |r| r.source))
+            .bind(col(rs, |r| r.tenant))
+            .bind(col(rs, |r| r.store))
+            .bind(col(rs, |r| r.endpoint))
+            .bind(col(rs, |r| r.event_type.as_str()))
+            .bind(col(rs, |r| r.external_id.as_deref()))
+            .bind(col(rs, |r| r.hash.as_deref()))
+            .bind(col(rs, |r| r.signature_valid))
+            .bind(col(rs, |r| r.status))
+            .bind(col(rs, |r| r.url.as_str()))
+            .bind(col(rs, |r| &r.headers))
+            .bind(col(rs, |r| r.body.as_deref()))
+            .bind(col(rs, |r| r.response_code as i32))
+            .bind(col(rs, |r| r.error.as_deref()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(vec![(); rs.len()])
+    }
 }

@@ -18,12 +18,11 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::ingest::{Confirm, Delivery, Outcome};
+use super::ingest::{Confirm, Delivery, Outcome, RefusedRow};
 use super::secrets::{Candidate, Read};
 use super::signatures::{self, Refusal};
 use super::Integrations;
 use crate::app::AppState;
-use crate::db::scope::{begin, DbScope};
 use crate::http::error::ApiError;
 use crate::http::request_id::RequestId;
 
@@ -311,11 +310,28 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     }
 }
 
-/// Stores a refused delivery (no job) in a transaction of its own.
+/// Logs a refused delivery (no job), committed before the refusal is answered; refusals
+/// waiting together share a statement ([`super::ingest`]).
 async fn log_refusal(ix: &Integrations, row: &LogRow) -> Result<(), sqlx::Error> {
-    let mut tx = begin(&ix.pool, &DbScope::system()).await?;
-    insert_row(&mut tx, row).await?;
-    tx.commit().await
+    ix.ingest
+        .refuse(RefusedRow {
+            request_id: row.request_id.clone(),
+            source: row.source,
+            tenant: row.tenant,
+            store: row.store,
+            endpoint: row.endpoint,
+            event_type: row.event_type.clone(),
+            external_id: row.external_id.clone(),
+            hash: row.hash.clone(),
+            signature_valid: row.signature_valid,
+            status: row.status,
+            url: row.url.clone(),
+            headers: row.headers.clone(),
+            body: row.body.clone(),
+            response_code: row.response_code,
+            error: row.error.clone(),
+        })
+        .await
 }
 
 fn now_unix() -> i64 {
@@ -403,37 +419,6 @@ fn check_age(value: Option<&Value>, max_age: i64) -> Result<(), Refusal> {
             return Err(Refusal::Stale);
         }
     }
-    Ok(())
-}
-
-/// A client-supplied request id may repeat: the row then gets a suffix (the column is unique).
-const INSERT_LOG: &str = "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, store_id, endpoint_id,
-        event_type, external_event_id, payload_hash, signature_valid, status, attempts, url, headers, raw_body,
-        response_code, error_message)
-     VALUES (CASE WHEN EXISTS (SELECT 1 FROM webhook_logs WHERE request_id = $1)
-                  THEN $1 || '.' || substr(md5(random()::text), 1, 8) ELSE $1 END,
-             $2, 'inbound', $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15)";
-
-/// Stores a refused delivery (no job).
-async fn insert_row(tx: &mut sqlx::PgConnection, row: &LogRow) -> Result<(), sqlx::Error> {
-    sqlx::query(INSERT_LOG)
-        .bind(&row.request_id)
-        .bind(row.source)
-        .bind(row.tenant)
-        .bind(row.store)
-        .bind(row.endpoint)
-        .bind(&row.event_type)
-        .bind(&row.external_id)
-        .bind(&row.hash)
-        .bind(row.signature_valid)
-        .bind(row.status)
-        .bind(&row.url)
-        .bind(&row.headers)
-        .bind(row.body.as_deref())
-        .bind(row.response_code as i32)
-        .bind(&row.error)
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }
 
