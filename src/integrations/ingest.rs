@@ -386,15 +386,18 @@ async fn accept_many(settings: &Settings, ds: &[&Delivery]) -> Result<Vec<Outcom
 const REFUSE_MANY: &str = "INSERT INTO webhook_logs (request_id, system_type, direction, tenant_id, store_id,
         endpoint_id, event_type, external_event_id, payload_hash, signature_valid, status, attempts, url,
         headers, raw_body, response_code, error_message)
-     SELECT CASE WHEN EXISTS (SELECT 1 FROM webhook_logs w WHERE w.request_id = d.request_id)
-                 THEN d.request_id || '.' || substr(md5(random()::text), 1, 8) ELSE d.request_id END,
+     SELECT CASE WHEN taken.one IS NULL THEN d.request_id
+                 ELSE d.request_id || '.' || substr(md5(random()::text), 1, 8) END,
             d.source, 'inbound', d.tenant, d.store, d.endpoint, d.event_type, d.external_id, d.hash,
             d.signature_valid, d.status, 0, d.url, d.headers, d.body, d.response_code, d.error
        FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
                    $8::text[], $9::boolean[], $10::text[], $11::text[], $12::jsonb[], $13::bytea[],
                    $14::integer[], $15::text[])
             AS d(request_id, source, tenant, store, endpoint, event_type, external_id, hash,
-                 signature_valid, status, url, headers, body, response_code, error)";
+                 signature_valid, status, url, headers, body, response_code, error)
+       -- One index probe per row: an EXISTS here may be planned as a hash of every request id.
+       LEFT JOIN LATERAL (SELECT 1 AS one FROM webhook_logs w WHERE w.request_id = d.request_id LIMIT 1) taken
+              ON true";
 
 impl Row for RefusedRow {
     type Out = ();
