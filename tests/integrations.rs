@@ -2170,32 +2170,19 @@ async fn refusals_share_a_read_that_began_after_they_arrived() {
     let cipher = test_cipher(&app);
     let secrets_of =
         |c: &secrets::Candidates| -> Vec<String> { c.list.iter().map(|c| c.secret.to_string()).collect() };
+    let ix = &ix;
+    let read = |how: Read| async move {
+        ix.secrets
+            .candidates(&ix.pool, &ix.cipher, Source::Fleetbase, None, how)
+            .await
+            .unwrap()
+    };
     let arrived = std::time::Instant::now();
-    let first = ix
-        .secrets
-        .candidates(
-            &ix.pool,
-            &ix.cipher,
-            Source::Fleetbase,
-            None,
-            Read::After(arrived),
-        )
-        .await
-        .unwrap();
+    let first = read(Read::After(arrived)).await;
     assert!(!first.cached, "a read of its own");
     // A second refusal that arrived before that read began takes it (and would confirm an
     // acceptance from it).
-    let second = ix
-        .secrets
-        .candidates(
-            &ix.pool,
-            &ix.cipher,
-            Source::Fleetbase,
-            None,
-            Read::After(arrived),
-        )
-        .await
-        .unwrap();
+    let second = read(Read::After(arrived)).await;
     assert!(second.cached, "the shared read");
     assert_eq!(secrets_of(&second), secrets_of(&first));
     // A secret added now: a delivery arriving after it is decided from a new read that sees it.
@@ -2208,26 +2195,12 @@ async fn refusals_share_a_read_that_began_after_they_arrived() {
     .execute(&app.pool)
     .await
     .unwrap();
-    let later = ix
-        .secrets
-        .candidates(
-            &ix.pool,
-            &ix.cipher,
-            Source::Fleetbase,
-            None,
-            Read::After(std::time::Instant::now()),
-        )
-        .await
-        .unwrap();
+    let later = read(Read::After(std::time::Instant::now())).await;
     assert!(!later.cached);
     assert!(secrets_of(&later).contains(&"secret-added-now".to_string()));
     assert!(!secrets_of(&first).contains(&"secret-added-now".to_string()));
     // A read of one's own is never shared.
-    let own = ix
-        .secrets
-        .candidates(&ix.pool, &ix.cipher, Source::Fleetbase, None, Read::Own)
-        .await
-        .unwrap();
+    let own = read(Read::Own).await;
     assert!(!own.cached);
 
     // Through the receiver: 32 forged deliveries at once are each refused and logged once.
