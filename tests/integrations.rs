@@ -2228,7 +2228,7 @@ async fn waiting_refusals_share_one_statement_and_each_leaves_its_row() {
     let (_m, murl) = start_fake_medusa().await;
     let app = spawn(&murl, &[]).await;
     let ingest = ingest::Ingest::new(app.pool.clone(), 16, 1, 8);
-    let refusal = |n: usize, request_id: &str| ingest::RefusedRow {
+    let refusal = |n: usize, request_id: &str| ingest::LogRow {
         request_id: request_id.into(),
         source: "erpnext",
         tenant: None,

@@ -1,4 +1,4 @@
-//! Group commit for accepted webhook deliveries.
+//! Group commit for webhook deliveries, accepted and refused.
 //!
 //! Every accepted delivery is committed (its log row and its `process_webhook` job, through
 //! `cityos_accept_webhook`, migration 0016) before its 200. Committing each alone made
@@ -70,9 +70,10 @@ pub enum Outcome {
     Stale,
 }
 
-/// A refused delivery's log row (no job).
+/// A delivery's log row as the receiver builds it; a refused delivery's is stored as it is
+/// (no job).
 #[derive(Debug, Clone)]
-pub struct RefusedRow {
+pub struct LogRow {
     pub request_id: String,
     pub source: &'static str,
     pub tenant: Option<Uuid>,
@@ -106,7 +107,7 @@ type Queue<T, R> = Arc<Mutex<mpsc::UnboundedReceiver<(T, Reply<R>)>>>;
 /// this is dropped).
 pub struct Ingest {
     accepted: Writers<Delivery, Outcome>,
-    refused: Writers<RefusedRow, ()>,
+    refused: Writers<LogRow, ()>,
     settings: Arc<Settings>,
     counters: Arc<Counters>,
 }
@@ -181,7 +182,7 @@ impl Ingest {
 
     /// Logs one refused delivery (with the others waiting at the same time), committed when
     /// this returns.
-    pub async fn refuse(&self, refusal: RefusedRow) -> Result<(), sqlx::Error> {
+    pub async fn refuse(&self, refusal: LogRow) -> Result<(), sqlx::Error> {
         self.refused.submit(refusal, &self.settings, &self.counters).await
     }
 
@@ -399,13 +400,13 @@ const REFUSE_MANY: &str = "INSERT INTO webhook_logs (request_id, system_type, di
        LEFT JOIN LATERAL (SELECT 1 AS one FROM webhook_logs w WHERE w.request_id = d.request_id LIMIT 1) taken
               ON true";
 
-impl Row for RefusedRow {
+impl Row for LogRow {
     type Out = ();
-    async fn write_one(settings: &Settings, r: &RefusedRow) -> Result<(), sqlx::Error> {
-        RefusedRow::write_many(settings, &[r]).await.map(|_| ())
+    async fn write_one(settings: &Settings, r: &LogRow) -> Result<(), sqlx::Error> {
+        LogRow::write_many(settings, &[r]).await.map(|_| ())
     }
     /// In a transaction of the server's own (RLS is forced on the log).
-    async fn write_many(settings: &Settings, rs: &[&RefusedRow]) -> Result<Vec<()>, sqlx::Error> {
+    async fn write_many(settings: &Settings, rs: &[&LogRow]) -> Result<Vec<()>, sqlx::Error> {
         let mut tx = begin(&settings.pool, &DbScope::system()).await?;
         sqlx::query(REFUSE_MANY)
             .bind(col(rs, |r| r.request_id.as_str()))

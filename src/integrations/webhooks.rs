@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::ingest::{Confirm, Delivery, Outcome, RefusedRow};
+use super::ingest::{Confirm, Delivery, LogRow, Outcome};
 use super::secrets::{Candidate, Read};
 use super::signatures::{self, Refusal};
 use super::Integrations;
@@ -161,25 +161,6 @@ fn event_identity(source: Source, headers: &HeaderMap, body: &Value, hash: &str)
     }
 }
 
-/// A log row about to be written.
-struct LogRow {
-    source: &'static str,
-    request_id: String,
-    tenant: Option<Uuid>,
-    store: Option<Uuid>,
-    endpoint: Option<Uuid>,
-    event_type: String,
-    external_id: Option<String>,
-    hash: Option<String>,
-    signature_valid: bool,
-    status: &'static str,
-    url: String,
-    headers: Value,
-    body: Option<Bytes>,
-    response_code: u16,
-    error: Option<String>,
-}
-
 async fn receive(ix: &Arc<Integrations>, source: Source, req: Request) -> Response {
     match receive_inner(ix, source, req).await {
         Ok(r) => r,
@@ -313,25 +294,7 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
 /// Logs a refused delivery (no job), committed before the refusal is answered; refusals
 /// waiting together share a statement ([`super::ingest`]).
 async fn log_refusal(ix: &Integrations, row: &LogRow) -> Result<(), sqlx::Error> {
-    ix.ingest
-        .refuse(RefusedRow {
-            request_id: row.request_id.clone(),
-            source: row.source,
-            tenant: row.tenant,
-            store: row.store,
-            endpoint: row.endpoint,
-            event_type: row.event_type.clone(),
-            external_id: row.external_id.clone(),
-            hash: row.hash.clone(),
-            signature_valid: row.signature_valid,
-            status: row.status,
-            url: row.url.clone(),
-            headers: row.headers.clone(),
-            body: row.body.clone(),
-            response_code: row.response_code,
-            error: row.error.clone(),
-        })
-        .await
+    ix.ingest.refuse(row.clone()).await
 }
 
 fn now_unix() -> i64 {
