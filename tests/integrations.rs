@@ -2001,18 +2001,24 @@ async fn the_app_s_workers_wake_on_another_instance_s_notify_without_polling() {
 /// A delivery as the receivers hand it to the ingest writers.
 fn delivery(n: usize, external_id: &str, tenant: Option<uuid::Uuid>) -> ingest::Delivery {
     ingest::Delivery {
-        request_id: format!("req-ingest-{n}"),
-        source: "medusa",
-        tenant,
-        store: None,
+        row: ingest::LogRow {
+            request_id: format!("req-ingest-{n}"),
+            source: "medusa",
+            tenant,
+            store: None,
+            endpoint: None,
+            event_type: "product.updated".into(),
+            external_id: Some(external_id.into()),
+            hash: Some(format!("{n:064x}")),
+            signature_valid: true,
+            status: "received",
+            url: MEDUSA_PATH.into(),
+            headers: json!({"webhook-id": external_id}),
+            body: Some(axum::body::Bytes::from(medusa_body(&format!("prod_i{n}")))),
+            response_code: 200,
+            error: None,
+        },
         store_hint: None,
-        endpoint: None,
-        event_type: "product.updated".into(),
-        external_id: Some(external_id.into()),
-        hash: Some(format!("{n:064x}")),
-        url: MEDUSA_PATH.into(),
-        headers: json!({"webhook-id": external_id}),
-        body: axum::body::Bytes::from(medusa_body(&format!("prod_i{n}"))),
         confirm: None,
         defer_notify: false,
     }
@@ -2033,7 +2039,7 @@ async fn waiting_deliveries_share_one_statement_and_a_failing_one_fails_alone() 
     let mut batch: Vec<_> = (0..10)
         .map(|n| delivery(n, &format!("msg_batch_{n}"), Some(fashionista)))
         .collect();
-    batch[7].external_id = Some("msg_batch_2".into());
+    batch[7].row.external_id = Some("msg_batch_2".into());
     let outcomes = futures_util::future::join_all(batch.into_iter().map(|d| ingest.accept(d))).await;
     assert_eq!(ingest.counts(), (1, 10), "one statement carried all ten");
     let outcomes: Vec<ingest::Outcome> = outcomes.into_iter().map(Result::unwrap).collect();
@@ -2072,7 +2078,7 @@ async fn waiting_deliveries_share_one_statement_and_a_failing_one_fails_alone() 
     let mut batch: Vec<_> = (10..16)
         .map(|n| delivery(n, &format!("msg_batch_{n}"), Some(fashionista)))
         .collect();
-    batch[3].tenant = Some(uuid::Uuid::new_v4());
+    batch[3].row.tenant = Some(uuid::Uuid::new_v4());
     let outcomes = futures_util::future::join_all(batch.into_iter().map(|d| ingest.accept(d))).await;
     for (i, o) in outcomes.iter().enumerate() {
         if i == 3 {

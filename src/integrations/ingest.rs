@@ -30,22 +30,13 @@ use uuid::Uuid;
 
 use crate::db::scope::{begin, DbScope};
 
-/// One verified delivery, as `cityos_accept_webhook` takes it.
+/// One verified delivery, as `cityos_accept_webhook` takes it: its log row (the statement sets
+/// the verdict, status and response code itself) and what the acceptance needs besides.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub request_id: String,
-    pub source: &'static str,
-    pub tenant: Option<Uuid>,
-    pub store: Option<Uuid>,
+    pub row: LogRow,
     /// A store named by the body (id or handle), looked up inside the tenant by the statement.
     pub store_hint: Option<String>,
-    pub endpoint: Option<Uuid>,
-    pub event_type: String,
-    pub external_id: Option<String>,
-    pub hash: Option<String>,
-    pub url: String,
-    pub headers: Value,
-    pub body: Bytes,
     /// The cached secret that verified it, for the statement to check against the table.
     pub confirm: Option<Confirm>,
     /// The job's NOTIFY is left to the server (`Integrations::job_enqueued`).
@@ -320,18 +311,18 @@ async fn accept_one(settings: &Settings, d: &Delivery) -> Result<Outcome, sqlx::
         "SELECT log_id, duplicate, stale FROM cityos_accept_webhook(
              $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
-    .bind(&d.request_id)
-    .bind(d.source)
-    .bind(d.tenant)
-    .bind(d.store)
+    .bind(&d.row.request_id)
+    .bind(d.row.source)
+    .bind(d.row.tenant)
+    .bind(d.row.store)
     .bind(&d.store_hint)
-    .bind(d.endpoint)
-    .bind(&d.event_type)
-    .bind(&d.external_id)
-    .bind(&d.hash)
-    .bind(&d.url)
-    .bind(&d.headers)
-    .bind(d.body.as_ref())
+    .bind(d.row.endpoint)
+    .bind(&d.row.event_type)
+    .bind(&d.row.external_id)
+    .bind(&d.row.hash)
+    .bind(&d.row.url)
+    .bind(&d.row.headers)
+    .bind(d.row.body.as_deref())
     .bind(settings.max_attempts)
     .bind(d.defer_notify)
     .bind(d.confirm.is_some())
@@ -359,18 +350,18 @@ const ACCEPT_MANY: &str = "SELECT a.log_id, a.duplicate, a.stale
 
 async fn accept_many(settings: &Settings, ds: &[&Delivery]) -> Result<Vec<Outcome>, sqlx::Error> {
     let rows: Vec<(Option<Uuid>, bool, bool)> = sqlx::query_as(ACCEPT_MANY)
-        .bind(col(ds, |d| d.request_id.as_str()))
-        .bind(col(ds, |d| d.source))
-        .bind(col(ds, |d| d.tenant))
-        .bind(col(ds, |d| d.store))
+        .bind(col(ds, |d| d.row.request_id.as_str()))
+        .bind(col(ds, |d| d.row.source))
+        .bind(col(ds, |d| d.row.tenant))
+        .bind(col(ds, |d| d.row.store))
         .bind(col(ds, |d| d.store_hint.as_deref()))
-        .bind(col(ds, |d| d.endpoint))
-        .bind(col(ds, |d| d.event_type.as_str()))
-        .bind(col(ds, |d| d.external_id.as_deref()))
-        .bind(col(ds, |d| d.hash.as_deref()))
-        .bind(col(ds, |d| d.url.as_str()))
-        .bind(col(ds, |d| &d.headers))
-        .bind(col(ds, |d| d.body.as_ref()))
+        .bind(col(ds, |d| d.row.endpoint))
+        .bind(col(ds, |d| d.row.event_type.as_str()))
+        .bind(col(ds, |d| d.row.external_id.as_deref()))
+        .bind(col(ds, |d| d.row.hash.as_deref()))
+        .bind(col(ds, |d| d.row.url.as_str()))
+        .bind(col(ds, |d| &d.row.headers))
+        .bind(col(ds, |d| d.row.body.as_deref()))
         .bind(col(ds, |d| d.defer_notify))
         .bind(col(ds, |d| d.confirm.is_some()))
         .bind(col(ds, |d| d.confirm.as_ref().and_then(|c| c.stored.as_deref())))

@@ -397,18 +397,8 @@ async fn accept(
     confirm: Option<&Candidate>,
 ) -> Result<Outcome, sqlx::Error> {
     let delivery = Delivery {
-        request_id: row.request_id.clone(),
-        source: row.source,
-        tenant: row.tenant,
-        store: row.store,
+        row: row.clone(),
         store_hint: store_hint.map(str::to_string),
-        endpoint: row.endpoint,
-        event_type: row.event_type.clone(),
-        external_id: row.external_id.clone(),
-        hash: row.hash.clone(),
-        url: row.url.clone(),
-        headers: row.headers.clone(),
-        body: row.body.clone().unwrap_or_default(),
         confirm: confirm.map(|c| Confirm {
             stored: c.stored().map(<[u8]>::to_vec),
             previous: c.previous,
