@@ -407,32 +407,23 @@ fn sub_row(subs: &[SubField], prefix: &str, input: &FormInput) -> Value {
     }
     for sub in subs {
         let k = format!("{prefix}.{}", sub.name);
-        if let SubKind::Rows(inner) = sub.kind {
-            if input.all("_present").contains(&k.as_str()) {
-                let rows = input
-                    .rows(&k)
-                    .into_iter()
-                    .map(|j| sub_row(inner, &format!("{k}.{j}"), input))
-                    .collect();
-                row.insert(sub.name.into(), Value::Array(rows));
-            }
-            continue;
-        }
-        let Some(s) = input.get(&k) else { continue };
         let v = match sub.kind {
-            SubKind::Text | SubKind::Select(_) | SubKind::Upload(_) => {
-                if s.trim().is_empty() {
+            SubKind::Rows(inner) => {
+                if !input.all("_present").contains(&k.as_str()) {
                     continue;
                 }
-                json!(s)
+                let rows = input.rows(&k).into_iter();
+                Value::Array(rows.map(|j| sub_row(inner, &format!("{k}.{j}"), input)).collect())
             }
-            SubKind::RichText => {
-                if s.trim().is_empty() {
+            kind => {
+                let Some(s) = input.get(&k).filter(|s| !s.trim().is_empty()) else {
                     continue;
+                };
+                match kind {
+                    SubKind::RichText => rich_from_text(s),
+                    _ => json!(s),
                 }
-                rich_from_text(s)
             }
-            SubKind::Rows(_) => continue,
         };
         row.insert(sub.name.into(), v);
     }
@@ -631,6 +622,23 @@ pub struct FormView<'a> {
     pub max_upload_bytes: u64,
 }
 
+/// A field's label: a `<label>` for one input, a labelling `<span>` (`{id}-label`) for a group.
+fn label_tag(id: &str, label: &str, required: bool, group: bool) -> String {
+    let req = if required {
+        " <span class=\"req\" aria-hidden=\"true\">*</span>"
+    } else {
+        ""
+    };
+    if group {
+        format!(
+            "<span class=\"label\" id=\"{id}-label\">{}{req}</span>",
+            esc(label)
+        )
+    } else {
+        format!("<label for=\"{id}\">{}{req}</label>", esc(label))
+    }
+}
+
 fn dom_id(path: &str) -> String {
     format!("f-{}", path.replace('.', "-"))
 }
@@ -670,26 +678,16 @@ impl FormView<'_> {
     fn open(&self, html: &mut String, f: &Field, id: &str, group: bool) {
         let err = self.error(f.name).is_some();
         html.push_str(&format!(
-            "<div class=\"field{}\" data-field=\"{}\">",
+            "<div class=\"field{}\" data-field=\"{}\">{}",
             if err { " invalid" } else { "" },
-            esc(f.name)
+            esc(f.name),
+            label_tag(
+                id,
+                super::labels::label(self.lang, f.label),
+                f.required && f.writable(),
+                group
+            )
         ));
-        let req = if f.required && f.writable() {
-            " <span class=\"req\" aria-hidden=\"true\">*</span>"
-        } else {
-            ""
-        };
-        if group {
-            html.push_str(&format!(
-                "<span class=\"label\" id=\"{id}-label\">{}{req}</span>",
-                esc(super::labels::label(self.lang, f.label))
-            ));
-        } else {
-            html.push_str(&format!(
-                "<label for=\"{id}\">{}{req}</label>",
-                esc(super::labels::label(self.lang, f.label))
-            ));
-        }
     }
 
     fn close(&self, html: &mut String, path: &str, id: &str) {
@@ -1105,7 +1103,7 @@ impl FormView<'_> {
                 self.sub_field(
                     html,
                     &format!("{p}.{}", sub.name),
-                    &super::labels::part(self.lang, sub.name),
+                    super::labels::part(self.lang, sub.name),
                     sub.required,
                     row.get(sub.name).unwrap_or(&Value::Null),
                     sub.kind,
@@ -1115,7 +1113,7 @@ impl FormView<'_> {
                 self.child_field(
                     html,
                     &format!("{p}.{wire}"),
-                    &super::labels::part(self.lang, wire),
+                    super::labels::part(self.lang, wire),
                     row.get(*wire).unwrap_or(&Value::Null),
                     *kind,
                 );
@@ -1154,7 +1152,7 @@ impl FormView<'_> {
                     html.push_str(&format!(
                         "<option value=\"{}\">{}</option>",
                         esc(b.slug),
-                        esc(&super::labels::part(self.lang, b.slug))
+                        esc(super::labels::part(self.lang, b.slug))
                     ));
                 }
                 html.push_str("</select>");
@@ -1169,18 +1167,15 @@ impl FormView<'_> {
         html.push_str("</div>");
     }
 
-    fn sub_open(&self, html: &mut String, path: &str, label: &str, required: bool) -> String {
+    /// Opens a row's field; `group` for a field that is a group of inputs (rows in the row).
+    /// Returns the attributes of its input.
+    fn sub_open(&self, html: &mut String, path: &str, label: &str, required: bool, group: bool) -> String {
         let id = dom_id(path);
         let err = self.error(path).is_some();
         html.push_str(&format!(
-            "<div class=\"field{}\"><label for=\"{id}\">{}{}</label>",
+            "<div class=\"field{}\">{}",
             if err { " invalid" } else { "" },
-            esc(label),
-            if required {
-                " <span class=\"req\" aria-hidden=\"true\">*</span>"
-            } else {
-                ""
-            }
+            label_tag(&id, label, required, group)
         ));
         let mut a = format!(" id=\"{id}\" name=\"{}\"", esc(path));
         if err {
@@ -1198,29 +1193,7 @@ impl FormView<'_> {
         v: &Value,
         kind: SubKind,
     ) {
-        if let SubKind::Rows(subs) = kind {
-            // Rows inside a row: the same editor one level down, with paths of their own
-            // (`layout.1.images.0.image`).
-            let id = dom_id(path);
-            html.push_str(&format!(
-                "<div class=\"field{}\"><span class=\"label\" id=\"{id}-label\">{}{}</span>",
-                if self.error(path).is_some() {
-                    " invalid"
-                } else {
-                    ""
-                },
-                esc(label),
-                if required {
-                    " <span class=\"req\" aria-hidden=\"true\">*</span>"
-                } else {
-                    ""
-                }
-            ));
-            self.array(html, path, &id, v, None, Some(subs), None);
-            self.close(html, path, &id);
-            return;
-        }
-        let a = self.sub_open(html, path, label, required);
+        let a = self.sub_open(html, path, label, required, matches!(kind, SubKind::Rows(_)));
         match kind {
             SubKind::Text => html.push_str(&format!(
                 "<input type=\"text\"{a} value=\"{}\">",
@@ -1252,7 +1225,9 @@ impl FormView<'_> {
                 );
                 self.upload_new(html, path);
             }
-            SubKind::Rows(_) => {}
+            // Rows inside a row: the same editor one level down, with paths of their own
+            // (`layout.1.images.0.image`).
+            SubKind::Rows(subs) => self.array(html, path, &dom_id(path), v, None, Some(subs), None),
         }
         self.close(html, path, &dom_id(path));
     }
@@ -1296,7 +1271,7 @@ impl FormView<'_> {
                 html.push_str("</div>");
             }
             ChildKind::Select(options) => {
-                let a = self.sub_open(html, path, label, false);
+                let a = self.sub_open(html, path, label, false, false);
                 html.push_str(&format!("<select{a}>"));
                 html.push_str(&option_list(
                     options.iter().map(|o| (o.to_string(), o.to_string())),
@@ -1306,7 +1281,7 @@ impl FormView<'_> {
                 html.push_str("</select>");
             }
             ChildKind::Relation(target) => {
-                let a = self.sub_open(html, path, label, false);
+                let a = self.sub_open(html, path, label, false, false);
                 let current = v
                     .as_str()
                     .map(str::to_string)
@@ -1319,14 +1294,14 @@ impl FormView<'_> {
                 );
             }
             ChildKind::Date => {
-                let a = self.sub_open(html, path, label, false);
+                let a = self.sub_open(html, path, label, false, false);
                 html.push_str(&format!(
                     "<input type=\"datetime-local\"{a} value=\"{}\">",
                     esc(&date_for_input(v))
                 ));
             }
             ChildKind::Text => {
-                let a = self.sub_open(html, path, label, false);
+                let a = self.sub_open(html, path, label, false, false);
                 html.push_str(&format!(
                     "<input type=\"text\"{a} value=\"{}\">",
                     esc(&value_text(v))

@@ -17,14 +17,13 @@ pub fn label(lang: Lang, english: &'static str) -> &'static str {
 
 /// The words for a row's field, a child table's column or a block type, which are declared by
 /// their wire names only (`caption`, `isPrimary`, `imageGallery`).
-pub fn part(lang: Lang, name: &str) -> String {
+pub fn part(lang: Lang, name: &str) -> &str {
     match PARTS.binary_search_by(|(n, _, _)| n.cmp(&name)) {
         Ok(i) => match lang {
             Lang::En => PARTS[i].1,
             Lang::Ar => PARTS[i].2,
-        }
-        .to_string(),
-        Err(_) => name.to_string(),
+        },
+        Err(_) => name,
     }
 }
 

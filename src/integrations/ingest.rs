@@ -28,6 +28,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
+use super::secrets::Candidate;
 use crate::db::scope::{begin, DbScope};
 
 /// One verified delivery, as `cityos_accept_webhook` takes it: its log row (the statement sets
@@ -38,17 +39,9 @@ pub struct Delivery {
     /// A store named by the body (id or handle), looked up inside the tenant by the statement.
     pub store_hint: Option<String>,
     /// The cached secret that verified it, for the statement to check against the table.
-    pub confirm: Option<Confirm>,
+    pub confirm: Option<Candidate>,
     /// The job's NOTIFY is left to the server (`Integrations::job_enqueued`).
     pub defer_notify: bool,
-}
-
-/// A cached secret to confirm: its stored (encrypted) form, and whether it was the endpoint's
-/// previous secret (valid during its grace period).
-#[derive(Debug, Clone)]
-pub struct Confirm {
-    pub stored: Option<Vec<u8>>,
-    pub previous: bool,
 }
 
 /// What the statement did with a delivery.
@@ -326,7 +319,7 @@ async fn accept_one(settings: &Settings, d: &Delivery) -> Result<Outcome, sqlx::
     .bind(settings.max_attempts)
     .bind(d.defer_notify)
     .bind(d.confirm.is_some())
-    .bind(d.confirm.as_ref().and_then(|c| c.stored.as_deref()))
+    .bind(d.confirm.as_ref().and_then(Candidate::stored))
     .bind(d.confirm.as_ref().is_some_and(|c| c.previous))
     .fetch_one(&settings.pool)
     .await?;
@@ -364,7 +357,7 @@ async fn accept_many(settings: &Settings, ds: &[&Delivery]) -> Result<Vec<Outcom
         .bind(col(ds, |d| d.row.body.as_deref()))
         .bind(col(ds, |d| d.defer_notify))
         .bind(col(ds, |d| d.confirm.is_some()))
-        .bind(col(ds, |d| d.confirm.as_ref().and_then(|c| c.stored.as_deref())))
+        .bind(col(ds, |d| d.confirm.as_ref().and_then(Candidate::stored)))
         .bind(col(ds, |d| d.confirm.as_ref().is_some_and(|c| c.previous)))
         .bind(settings.max_attempts)
         .fetch_all(&settings.pool)

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::ingest::{Confirm, Delivery, LogRow, Outcome};
+use super::ingest::{Delivery, LogRow, Outcome};
 use super::secrets::{Candidate, Read};
 use super::signatures::{self, Refusal};
 use super::Integrations;
@@ -399,10 +399,7 @@ async fn accept(
     let delivery = Delivery {
         row: row.clone(),
         store_hint: store_hint.map(str::to_string),
-        confirm: confirm.map(|c| Confirm {
-            stored: c.stored().map(<[u8]>::to_vec),
-            previous: c.previous,
-        }),
+        confirm: confirm.cloned(),
         defer_notify: ix.defers_notify(),
     };
     let outcome = ix.ingest.accept(delivery).await?;
