@@ -657,3 +657,144 @@ async fn oversized_and_mistyped_bodies_are_clear_4xx() {
         "a JSON body that is not an object"
     );
 }
+
+/// A create's audit diff and event bodies are computed by PostgreSQL in the row's own
+/// statement (no second statement for them). They must be exactly what the engine computes in
+/// Rust from the stored document (`audit::diff`, `parse_stored`): dates in Payload's form,
+/// secrets redacted, empty fields left out; the published event only for published rows; for a
+/// super admin and for a tenant member alike, and with a collection's own after-change hook.
+#[tokio::test]
+async fn a_creates_audit_diff_and_event_bodies_are_its_stored_document() {
+    use cityos::collections::decl::CollectionDecl;
+    use cityos::collections::decls::{integration_endpoints, pages, product_content};
+    use cityos::collections::engine::{audit, read};
+
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let editor = app
+        .member("diff-editor@example.com", FASHIONISTA, &["tenant_admin"])
+        .await;
+    // A subscriber to every event of the tenant, so the events are written.
+    sqlx::query(
+        "INSERT INTO integration_endpoints (tenant_id, name, system_type, base_url, events, enabled) \
+         VALUES ($1::uuid, 'Everything', 'custom', 'http://127.0.0.1:9/hook', ARRAY['*'], true)",
+    )
+    .bind(FASHIONISTA)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let cases: Vec<(&str, &String, &'static CollectionDecl, Value, bool)> = vec![
+        (
+            "published page, super admin",
+            &admin,
+            &pages::DECL,
+            json!({"tenant": FASHIONISTA,
+            "title": "Diffed Launch", "status": "published", "publishAt": "2026-03-04T05:06:07.891Z",
+            "seo": {"title": "Launch"}, "layout": [{"blockType": "hero", "title": "Hi"}]}),
+            true,
+        ),
+        (
+            "draft page, tenant admin",
+            &editor,
+            &pages::DECL,
+            json!({"tenant": FASHIONISTA, "title": "Diffed Draft", "status": "draft"}),
+            false,
+        ),
+        (
+            "endpoint with a secret",
+            &admin,
+            &integration_endpoints::DECL,
+            json!({"tenant": FASHIONISTA,
+            "name": "Diffed Hook", "systemType": "notifications", "baseUrl": "https://hooks.example.sa/x",
+            "events": ["pages.created"], "webhookSecret": "whsec_never_in_the_diff"}),
+            false,
+        ),
+        (
+            "published product content, tenant admin",
+            &editor,
+            &product_content::DECL,
+            json!({
+            "tenant": FASHIONISTA, "medusaProductId": "prod_DIFF", "title": "Diffed Abaya",
+            "editorialStatus": "published"}),
+            true,
+        ),
+    ];
+    for (case, token, decl, body, published) in cases {
+        let (status, created) = json(
+            app.send(
+                Method::POST,
+                &format!("/api/{}?depth=0", decl.slug),
+                Some(token),
+                Some(body),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{case}: {created}");
+        let id: uuid::Uuid = created["doc"]["id"].as_str().unwrap().parse().unwrap();
+        let mut conn = app.pool.acquire().await.unwrap();
+        let stored = read::flat_by_id(&mut conn, decl, id).await.unwrap().unwrap();
+
+        let diff: Value = sqlx::query_scalar(
+            "SELECT diff_summary FROM audit_logs WHERE action = 'create' AND collection = $1 AND doc_id = $2",
+        )
+        .bind(decl.slug)
+        .bind(id.to_string())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(diff, audit::diff(decl, None, Some(&stored)), "{case}: audit diff");
+        assert!(!diff.to_string().contains("whsec"), "{case}: {diff}");
+
+        let events: Vec<(String, Value)> = sqlx::query_as(
+            "SELECT payload->>'event', payload->'body'->'data' FROM sync_jobs \
+             WHERE job_type = 'deliver_webhook' AND source_doc_id = $1 ORDER BY payload->>'event'",
+        )
+        .bind(id.to_string())
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        let mut expected = vec![format!("{}.created", decl.slug)];
+        if published {
+            expected.push(format!("{}.published", decl.slug));
+        }
+        let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+        assert_eq!(names, expected, "{case}: events");
+        for (event, data) in &events {
+            assert_eq!(
+                data,
+                &json!({"collection": decl.slug, "id": id, "tenant": FASHIONISTA, "doc": Value::Object(stored.clone())}),
+                "{case}: body of {event}"
+            );
+        }
+    }
+
+    // Deliveries are messages, not coalesced state: editing a document again while its last
+    // deliveries are still queued raises new ones (it used to fail the edit).
+    let id: String = sqlx::query_scalar("SELECT id::text FROM pages WHERE title = 'Diffed Draft'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for title in ["Diffed Draft 2", "Diffed Draft 3"] {
+        let (status, updated) = json(
+            app.send(
+                Method::PATCH,
+                &format!("/api/pages/{id}"),
+                Some(&editor),
+                Some(json!({"title": title})),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{updated}");
+    }
+    let deliveries = count(
+        &app,
+        &format!(
+            "SELECT count(*) FROM sync_jobs WHERE source_doc_id = '{id}' AND job_type = 'deliver_webhook'"
+        ),
+    )
+    .await;
+    assert_eq!(deliveries, 3, "one delivery per change");
+}

@@ -80,15 +80,16 @@ async fn begin_planned(
     let tenant = scope.tenant_id.map(|t| t.to_string()).unwrap_or_default();
     let user = scope.user_id.map(|u| u.to_string()).unwrap_or_default();
     let all = if scope.all_tenants { "on" } else { "off" };
+    // SET statements are parsed and applied; a SELECT of set_config() calls would also be
+    // analysed, planned and run through the executor, on every transaction.
     let write = if write {
-        ", set_config('plan_cache_mode', 'force_generic_plan', true), \
-         set_config('cityos.public_announced', 'on', true)"
+        "; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL cityos.public_announced = on"
     } else {
         ""
     };
     let sql = format!(
-        "BEGIN; SELECT set_config('role', 'cityos_app', true), set_config('cityos.tenant_id', '{tenant}', true), \
-         set_config('cityos.user_id', '{user}', true), set_config('cityos.all_tenants', '{all}', true){write}"
+        "BEGIN; SET LOCAL ROLE cityos_app; SET LOCAL cityos.tenant_id = '{tenant}'; \
+         SET LOCAL cityos.user_id = '{user}'; SET LOCAL cityos.all_tenants = {all}{write}"
     );
     let pool = pool.clone();
     tokio::spawn(async move { pool.begin_with(sql).await })

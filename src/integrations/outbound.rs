@@ -33,7 +33,7 @@ pub async fn on_change(conn: &mut PgConnection, ev: &ChangeEvent<'_>) -> Result<
     Ok(())
 }
 
-/// [`on_change`] as a SQL expression (a call of `cityos_enqueue_events`), for a caller that
+/// [`on_change`] as a SQL expression (a call of `cityos_enqueue_change`), for a caller that
 /// sends it in a statement of its own; `false` (nothing pushed) when the change has no tenant.
 pub fn push_on_change(qb: &mut QueryBuilder<'_, Postgres>, ev: &ChangeEvent<'_>) -> bool {
     let Some(tenant) = ev.tenant else { return false };
@@ -94,9 +94,9 @@ async fn enqueue(
     Ok(())
 }
 
-/// The `cityos_enqueue_events(…)` call (migration 0013: nothing is inserted without a
-/// subscriber). The event bodies are built by PostgreSQL around the one `data` value, so a
-/// large document crosses the wire once, whatever the number of events.
+/// The `cityos_enqueue_change(…)` call (migration 0019). The event bodies are built by
+/// PostgreSQL around the one `data` value, so a change's document is sent once however many
+/// events it raises.
 fn push_enqueue(
     qb: &mut QueryBuilder<'_, Postgres>,
     tenant: Uuid,
@@ -105,28 +105,108 @@ fn push_enqueue(
     doc_id: &str,
     data: Value,
 ) {
-    let now = crate::util::format_timestamp(time::OffsetDateTime::now_utc());
-    let msg_ids: Vec<String> = events
-        .iter()
+    let msg_ids = new_msg_ids(events.len());
+    push_enqueue_call(
+        qb,
+        tenant,
+        collection,
+        doc_id,
+        &|qb| {
+            qb.push_bind(events.clone());
+        },
+        &|qb| {
+            qb.push_bind(msg_ids.clone());
+        },
+        &|qb| {
+            qb.push_bind(sqlx::types::Json(data.clone())).push("::jsonb");
+        },
+    );
+}
+
+/// [`push_on_change`] for a create whose stored document is the SQL expression `doc` (jsonb,
+/// timestamps in Payload's form) of the statement's inserted row: the create's events, decided
+/// by SQL from that row, in the same statement as the row.
+pub fn push_on_create(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    collection: &str,
+    id: Uuid,
+    tenant: Uuid,
+    doc: &str,
+) {
+    let created = format!("{collection}.created");
+    let both = vec![created.clone(), format!("{collection}.published")];
+    let ids = new_msg_ids(2);
+    let published = format!(
+        "{doc} @> '{{\"status\": \"published\"}}' OR {doc} @> '{{\"editorialStatus\": \"published\"}}'"
+    );
+    // The published event and its message id, only when the row is published.
+    let pick = |qb: &mut QueryBuilder<'_, Postgres>, both: Vec<String>| {
+        let first = vec![both[0].clone()];
+        qb.push(format!("(CASE WHEN {published} THEN "))
+            .push_bind(both)
+            .push("::text[] ELSE ")
+            .push_bind(first)
+            .push("::text[] END)");
+    };
+    push_enqueue_call(
+        qb,
+        tenant,
+        collection,
+        &id.to_string(),
+        &|qb| pick(qb, both.clone()),
+        &|qb| pick(qb, ids.clone()),
+        &|qb| {
+            qb.push("jsonb_build_object('collection', ")
+                .push_bind(collection.to_string())
+                .push("::text, 'id', ")
+                .push_bind(id)
+                .push(", 'tenant', ")
+                .push_bind(tenant)
+                .push(format!(", 'doc', {doc})"));
+        },
+    );
+}
+
+fn new_msg_ids(n: usize) -> Vec<String> {
+    (0..n)
         .map(|_| format!("msg_{}", Uuid::new_v4().simple()))
-        .collect();
-    qb.push("cityos_enqueue_events(")
+        .collect()
+}
+
+type Push<'a, 'q> = &'a dyn Fn(&mut QueryBuilder<'q, Postgres>);
+
+/// `cityos_enqueue_change(…)` (migration 0019) with the events, their message ids and the
+/// `data` every body carries pushed by the callers (SQL expressions: `text[]`, `text[]`,
+/// `jsonb`); the function builds the bodies around the one `data` value.
+fn push_enqueue_call<'q>(
+    qb: &mut QueryBuilder<'q, Postgres>,
+    tenant: Uuid,
+    collection: &str,
+    doc_id: &str,
+    events: Push<'_, 'q>,
+    msg_ids: Push<'_, 'q>,
+    data: Push<'_, 'q>,
+) {
+    let now = crate::util::format_timestamp(time::OffsetDateTime::now_utc());
+    // Nobody subscribes, as a rule: then the call is not worth making. The lookup runs under
+    // the write's row-level security, which shows it the endpoints of every tenant it may
+    // write rows of (the same tenant policy); the function looks again under all tenants and
+    // matches the events.
+    qb.push("CASE WHEN EXISTS (SELECT FROM integration_endpoints e WHERE e.tenant_id = ")
         .push_bind(tenant)
-        .push(", ")
-        .push_bind(events.clone())
-        .push(", ")
+        .push(" AND e.enabled AND e.system_type IN ('notifications', 'custom')) THEN cityos_enqueue_change(")
+        .push_bind(tenant)
+        .push(", ");
+    events(qb);
+    qb.push(", ")
         .push_bind(collection.to_string())
         .push(", ")
         .push_bind(doc_id.to_string())
-        .push(", ")
-        .push_bind(msg_ids)
-        .push(", ARRAY(SELECT jsonb_build_object('type', e, 'timestamp', ")
-        .push_bind(now)
-        .push("::text, 'data', ")
-        .push_bind(sqlx::types::Json(data))
-        .push("::jsonb) FROM unnest(")
-        .push_bind(events)
-        .push("::text[]) WITH ORDINALITY AS u(e, o) ORDER BY o))");
+        .push(", ");
+    msg_ids(qb);
+    qb.push(", ").push_bind(now).push(", ");
+    data(qb);
+    qb.push(") END");
 }
 
 /// One delivery attempt.

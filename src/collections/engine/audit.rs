@@ -6,7 +6,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::auth::principal::Principal;
-use crate::collections::decl::{CollectionDecl, Kind, Visibility};
+use crate::collections::decl::{CollectionDecl, Field, Kind, Visibility};
 use crate::http::error::ApiError;
 use crate::http::extract::CallContext;
 
@@ -62,10 +62,7 @@ pub fn diff(
         if x == y {
             continue;
         }
-        let secret = k.starts_with("has")
-            || decl.field(k).is_some_and(|f| {
-                matches!(f.kind, Kind::Secret | Kind::Password) || f.visibility == Visibility::WriteOnly
-            });
+        let secret = k.starts_with("has") || decl.field(k).is_some_and(is_secret);
         let entry = if secret {
             json!({"before": "[redacted]", "after": "[redacted]"})
         } else {
@@ -74,6 +71,11 @@ pub fn diff(
         out.insert(k.clone(), entry);
     }
     Value::Object(out)
+}
+
+/// Fields whose values an audit row never shows.
+fn is_secret(f: &Field) -> bool {
+    matches!(f.kind, Kind::Secret | Kind::Password) || f.visibility == Visibility::WriteOnly
 }
 
 /// Inserts the audit row.
@@ -87,6 +89,49 @@ pub async fn record(conn: &mut PgConnection, e: &AuditEntry<'_>) -> Result<(), A
 /// The audit row's `INSERT` statement, for callers that send it with other work in one
 /// statement (as a data-modifying `WITH` item).
 pub fn push_insert<'q>(qb: &mut QueryBuilder<'q, Postgres>, e: &AuditEntry<'_>) {
+    push_row(qb, e, |qb| {
+        qb.push_bind(sqlx::types::Json(e.diff.clone()));
+    });
+}
+
+/// The audit row of a create whose stored document is the SQL expression `doc` (jsonb, with
+/// timestamps in Payload's form) over `from` (the statement's `WITH` item holding the inserted
+/// row): the diff [`diff`] would compute from it, computed where the row already is, so the
+/// create's row and its audit row travel as one statement. No row in `from`, no audit row.
+pub fn push_insert_created<'q>(
+    qb: &mut QueryBuilder<'q, Postgres>,
+    e: &AuditEntry<'_>,
+    decl: &CollectionDecl,
+    doc: &str,
+    from: &str,
+) {
+    let secret: Vec<String> = decl
+        .fields
+        .iter()
+        .filter(|f| is_secret(f))
+        .map(|f| f.name.to_string())
+        .collect();
+    push_row(qb, e, |qb| {
+        // `before` is absent for every key: only the keys with a value differ.
+        qb.push(
+            "(SELECT COALESCE(jsonb_object_agg(k.key, CASE WHEN k.key LIKE 'has%' OR k.key = ANY(",
+        )
+        .push_bind(secret)
+        .push(format!(
+            ") THEN '{{\"before\": \"[redacted]\", \"after\": \"[redacted]\"}}'::jsonb \
+             ELSE jsonb_build_object('before', NULL, 'after', k.value) END), '{{}}'::jsonb) \
+             FROM jsonb_each({doc}) k WHERE k.value <> 'null'::jsonb AND k.key NOT IN ('createdAt', 'updatedAt'))"
+        ));
+    });
+    qb.push(" FROM ").push(from);
+}
+
+/// `INSERT INTO audit_logs (…) SELECT …` with the diff's value pushed by `diff`.
+fn push_row<'q>(
+    qb: &mut QueryBuilder<'q, Postgres>,
+    e: &AuditEntry<'_>,
+    diff: impl FnOnce(&mut QueryBuilder<'q, Postgres>),
+) {
     let principal = &e.call.principal;
     let actor_type = match principal {
         Principal::Anonymous => "system",
@@ -95,7 +140,7 @@ pub fn push_insert<'q>(qb: &mut QueryBuilder<'q, Postgres>, e: &AuditEntry<'_>) 
     };
     qb.push(
         "INSERT INTO audit_logs (id, actor_type, actor_user_id, actor_roles, action, collection, doc_id, tenant_id, \
-         store_id, request_id, context_source, ip, user_agent, diff_summary, actor_api_key_id) VALUES (",
+         store_id, request_id, context_source, ip, user_agent, actor_api_key_id, diff_summary) SELECT ",
     );
     let mut values = qb.separated(", ");
     // Time-ordered ids: each row lands at the right edge of the primary key's index, where a
@@ -115,7 +160,7 @@ pub fn push_insert<'q>(qb: &mut QueryBuilder<'q, Postgres>, e: &AuditEntry<'_>) 
         .push_bind(e.call.ip.clone())
         .push_unseparated("::inet")
         .push_bind(e.call.user_agent.clone())
-        .push_bind(sqlx::types::Json(e.diff.clone()))
         .push_bind(principal.api_key().map(|k| k.id));
-    qb.push(")");
+    qb.push(", ");
+    diff(qb);
 }

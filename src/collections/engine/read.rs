@@ -114,17 +114,30 @@ fn flatten_select(v: &Value, prefix: &str, out: &mut Vec<(String, bool)>) {
     }
 }
 
-/// Timestamps leave PostgreSQL as its JSON form (ISO 8601 in the session's UTC zone, cheaper
-/// than `to_char`) and are put in Payload's millisecond form by `normalize_dates`.
-fn ts_expr(col: &str) -> String {
-    col.to_string()
+/// How a document expression writes timestamps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dates {
+    /// PostgreSQL's JSON form (ISO 8601 in the session's UTC zone, cheaper than `to_char`), put
+    /// in Payload's millisecond form by `normalize_dates` once read.
+    Json,
+    /// Payload's form already (`2026-11-24T10:15:11.665Z`), for a document that SQL uses
+    /// itself (a create's audit diff and event body), where `normalize_dates` never runs.
+    Payload,
+}
+
+fn ts_expr(col: &str, dates: Dates) -> String {
+    match dates {
+        Dates::Json => col.to_string(),
+        // Truncated to the millisecond, as `util::payload_timestamp` does.
+        Dates::Payload => format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"),
+    }
 }
 
 /// The SQL expression producing a field's wire value.
-fn field_expr(field: &Field, alias: &str) -> String {
+fn field_expr(field: &Field, alias: &str, dates: Dates) -> String {
     let col = format!("{alias}.{}", field.column);
     match field.kind {
-        Kind::Date => ts_expr(&col),
+        Kind::Date => ts_expr(&col, dates),
         Kind::Point => format!(
             "CASE WHEN {col} IS NULL THEN NULL ELSE json_build_array(ST_X({col}::geometry), ST_Y({col}::geometry)) END"
         ),
@@ -137,7 +150,7 @@ fn field_expr(field: &Field, alias: &str) -> String {
             let mut pairs = vec![format!("'id', {c}.id")];
             for (wire, column, kind) in child.columns {
                 let e = match kind {
-                    ChildKind::Date => ts_expr(&format!("{c}.{column}")),
+                    ChildKind::Date => ts_expr(&format!("{c}.{column}"), dates),
                     ChildKind::List(_) => format!(
                         "COALESCE((SELECT json_agg(json_build_object('role', r)) FROM unnest({c}.{column}) r), '[]'::json)"
                     ),
@@ -218,12 +231,22 @@ fn parts(decl: &'static CollectionDecl, proj: &Projection, public_only: bool) ->
 
 /// `json_build_object(...)::text` for the fields of `decl` that the projection and caller allow.
 fn doc_expr(decl: &'static CollectionDecl, alias: &str, proj: &Projection, public_only: bool) -> String {
+    doc_expr_dated(decl, alias, proj, public_only, Dates::Json)
+}
+
+fn doc_expr_dated(
+    decl: &'static CollectionDecl,
+    alias: &str,
+    proj: &Projection,
+    public_only: bool,
+    dates: Dates,
+) -> String {
     let mut pairs = vec![format!("'id', {alias}.id")];
     for (name, part) in parts(decl, proj, public_only) {
         let expr = match part {
-            Part::Field(field) => field_expr(field, alias),
+            Part::Field(field) => field_expr(field, alias, dates),
             Part::SecretSet(field) => format!("{alias}.{} IS NOT NULL", field.column),
-            Part::Timestamp(col) => ts_expr(&format!("{alias}.{col}")),
+            Part::Timestamp(col) => ts_expr(&format!("{alias}.{col}"), dates),
         };
         pairs.push(format!("'{name}', {expr}"));
     }
@@ -241,6 +264,13 @@ fn doc_expr(decl: &'static CollectionDecl, alias: &str, proj: &Projection, publi
 /// what [`flat_by_id`] reads, for a write's `RETURNING`.
 pub fn stored_doc_expr(decl: &'static CollectionDecl, alias: &str) -> String {
     doc_expr(decl, alias, &Projection::default(), false)
+}
+
+/// [`stored_doc_expr`] with its timestamps in Payload's form already: the document a write's
+/// statement hands on to SQL of its own (the audit diff, the event body) as
+/// [`parse_stored`] would give it to Rust.
+pub fn stored_doc_expr_payload_dates(decl: &'static CollectionDecl, alias: &str) -> String {
+    doc_expr_dated(decl, alias, &Projection::default(), false, Dates::Payload)
 }
 
 /// [`doc_expr`] for a caller's `select`.

@@ -95,8 +95,14 @@ pub async fn create_with(
         values = checked;
     }
     let id = server.id.unwrap_or_else(Uuid::now_v7);
-    // One statement: the row, guarded by its references being visible, read back as stored.
-    let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO ");
+    let tenant_of_row = tenant_value(decl, &values, Some(id));
+    // Child rows are written after the row, so their audit and events follow them; otherwise
+    // the row, its audit row and its events are one statement (one round trip fewer per create).
+    let one_statement = !values
+        .iter()
+        .any(|(f, v)| matches!((f.kind, v), (Kind::Child(_), WriteVal::Rows(_))));
+    // The row, guarded by its references being visible, read back as stored.
+    let mut qb = QueryBuilder::<Postgres>::new("WITH ins AS (INSERT INTO ");
     qb.push(decl.table).push(" AS t0 (id");
     let columns: Vec<&(&'static Field, WriteVal)> =
         values.iter().filter(|(f, _)| !f.column.is_empty()).collect();
@@ -110,7 +116,32 @@ pub async fn create_with(
     }
     qb.push(" WHERE ");
     push_relation_guard(&mut qb, env, &values);
-    qb.push(" RETURNING ").push(read::stored_doc_expr(decl, "t0"));
+    if one_statement {
+        // `d`: the new row's document, parsed once for the audit diff and the events.
+        qb.push(" RETURNING ")
+            .push(read::stored_doc_expr_payload_dates(decl, "t0"))
+            .push(" AS doc), d AS (SELECT doc, doc::jsonb AS j FROM ins), audit AS (");
+        let entry = AuditEntry::change(
+            env.call,
+            "create",
+            decl,
+            &id.to_string(),
+            None,
+            None,
+            tenant_of_row,
+        );
+        audit::push_insert_created(&mut qb, &entry, decl, "d.j", "d");
+        qb.push(") SELECT d.doc");
+        if let Some(tenant) = tenant_of_row {
+            qb.push(", ");
+            crate::integrations::outbound::push_on_create(&mut qb, decl.slug, id, tenant, "d.j");
+        }
+        qb.push(" FROM d");
+    } else {
+        qb.push(" RETURNING ")
+            .push(read::stored_doc_expr(decl, "t0"))
+            .push(" AS doc) SELECT doc FROM ins");
+    }
     let stored: Option<String> = qb
         .build_query_scalar()
         .fetch_optional(&mut *conn)
@@ -119,29 +150,28 @@ pub async fn create_with(
     let Some(stored) = stored else {
         return Err(invalid_references(conn, env, decl, None, &values).await);
     };
-    let tenant_of_row = tenant_value(decl, &values, Some(id));
-    let after = if write_children(conn, id, tenant_of_row, &values)
-        .await
-        .map_err(|e| map_db_error(decl, None, e))?
-    {
-        read_flat(conn, decl, id).await?
-    } else {
-        read::parse_stored(decl, &stored)?
+    let event = |after| ChangeEvent {
+        action: Action::Create,
+        collection: decl.slug,
+        id,
+        tenant: tenant_of_row,
+        before: None,
+        after: Some(after),
     };
-    record_change(
-        conn,
-        env,
-        decl,
-        ChangeEvent {
-            action: Action::Create,
-            collection: decl.slug,
-            id,
-            tenant: tenant_of_row,
-            before: None,
-            after: Some(&after),
-        },
-    )
-    .await?;
+    let after = if one_statement {
+        let after = read::parse_stored(decl, &stored)?;
+        if let Some(hook) = decl.hooks.after_change {
+            hook(conn, &event(&after)).await?;
+        }
+        after
+    } else {
+        write_children(conn, id, tenant_of_row, &values)
+            .await
+            .map_err(|e| map_db_error(decl, None, e))?;
+        let after = read_flat(conn, decl, id).await?;
+        record_change(conn, env, decl, event(&after)).await?;
+        after
+    };
     let mut doc = read_back(conn, env, decl, id, after, params).await?;
     if let Value::Object(d) = &mut doc {
         d.extend(reveal);
@@ -608,9 +638,20 @@ fn push_relation_guard(
         let mut ids: Vec<Uuid> = refs.iter().map(|(_, id)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let count = ids.len() as i64;
         let mut compiler = Compiler::new(env.read.registry, false);
         let access = tenant_visibility(&mut compiler, env, target, "r0");
+        if let [id] = ids[..] {
+            // The common case, one reference per target: a plain EXISTS (no aggregate to run).
+            qb.push(" AND EXISTS (SELECT FROM ")
+                .push(target.table)
+                .push(" r0 WHERE r0.id = ")
+                .push_bind(id)
+                .push(" AND ");
+            push_cond(qb, &access);
+            qb.push(")");
+            continue;
+        }
+        let count = ids.len() as i64;
         qb.push(" AND (SELECT count(*) FROM ")
             .push(target.table)
             .push(" r0 WHERE r0.id = ANY(")
