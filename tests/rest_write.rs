@@ -675,14 +675,7 @@ async fn a_creates_audit_diff_and_event_bodies_are_its_stored_document() {
         .member("diff-editor@example.com", FASHIONISTA, &["tenant_admin"])
         .await;
     // A subscriber to every event of the tenant, so the events are written.
-    sqlx::query(
-        "INSERT INTO integration_endpoints (tenant_id, name, system_type, base_url, events, enabled) \
-         VALUES ($1::uuid, 'Everything', 'custom', 'http://127.0.0.1:9/hook', ARRAY['*'], true)",
-    )
-    .bind(FASHIONISTA)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    app.subscribe(FASHIONISTA, "custom", &["*"]).await;
 
     let cases: Vec<(&str, &String, &'static CollectionDecl, Value, bool)> = vec![
         (

@@ -230,14 +230,8 @@ async fn a_write_without_subscribers_enqueues_nothing_and_wakes_nobody() {
     assert_eq!(after, before, "no job enqueued");
 
     // A subscriber: the next create enqueues its delivery in the write's transaction.
-    sqlx::query(
-        "INSERT INTO integration_endpoints (tenant_id, name, system_type, base_url, events, enabled) \
-         VALUES ($1::uuid, 'Listener', 'notifications', 'http://127.0.0.1:9/hook', ARRAY['pages.created'], true)",
-    )
-    .bind(FASHIONISTA)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    app.subscribe(FASHIONISTA, "notifications", &["pages.created"])
+        .await;
     let res = app
         .send(
             reqwest::Method::POST,

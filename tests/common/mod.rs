@@ -361,6 +361,21 @@ impl TestApp {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 
+    /// An enabled outbound-events endpoint of `tenant` (`notifications` or `custom`) that
+    /// subscribes to `events`; its deliveries go nowhere (tests look at the queued jobs).
+    pub async fn subscribe(&self, tenant: &str, system_type: &str, events: &[&str]) {
+        sqlx::query(
+            "INSERT INTO integration_endpoints (tenant_id, name, system_type, base_url, events, enabled) \
+             VALUES ($1::uuid, $2 || ' ' || gen_random_uuid(), $2, 'http://127.0.0.1:9/hook', $3, true)",
+        )
+        .bind(tenant)
+        .bind(system_type)
+        .bind(events)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
     /// Creates a local user with a membership (and returns a token for it).
     pub async fn member(&self, email: &str, tenant: &str, roles: &[&str]) -> String {
         let password = "member-password-123";
