@@ -141,8 +141,10 @@ impl RowOp {
                     let slug = block
                         .as_deref()
                         .filter(|b| blocks.iter().any(|x| x.slug == *b))
-                        .unwrap_or(blocks[0].slug);
-                    row.insert("blockType".into(), json!(slug));
+                        .or_else(|| blocks.first().map(|b| b.slug));
+                    if let Some(slug) = slug {
+                        row.insert("blockType".into(), json!(slug));
+                    }
                 }
                 (entry.as_array_mut(), row)
             }

@@ -46,10 +46,21 @@ pub async fn forbidden(ctx: &AdminCtx, state: &AppState) -> Response {
 }
 
 async fn message(ctx: &AdminCtx, state: &AppState, status: StatusCode, key: &str) -> Response {
+    titled_message(ctx, state, status, key, String::new()).await
+}
+
+/// A message page titled by the dictionary's `key`, with `text` under it.
+async fn titled_message(
+    ctx: &AdminCtx,
+    state: &AppState,
+    status: StatusCode,
+    key: &str,
+    text: String,
+) -> Response {
     let page = MessagePage {
         c: ctx.chrome(state).await,
         title: ctx.lang.t(key).into(),
-        message: String::new(),
+        message: text,
     };
     render(status, &page)
 }
@@ -60,12 +71,7 @@ async fn error_page(ctx: &AdminCtx, state: &AppState, e: ApiError) -> Response {
         ApiError::Forbidden => forbidden(ctx, state).await,
         ApiError::NotFound => message(ctx, state, StatusCode::NOT_FOUND, "not_found").await,
         e if e.status().is_client_error() => {
-            let page = MessagePage {
-                c: ctx.chrome(state).await,
-                title: ctx.lang.t("error").into(),
-                message: e.to_string(),
-            };
-            render(e.status(), &page)
+            titled_message(ctx, state, e.status(), "error", e.to_string()).await
         }
         e => {
             tracing::error!(error = %e, "admin request failed");
@@ -492,16 +498,12 @@ pub async fn bulk(
         return Redirect::to(&format!("/admin/c/{slug}")).into_response();
     }
     if ids.len() > BULK_MAX {
-        let page = MessagePage {
-            c: ctx.chrome(&state).await,
-            title: ctx.lang.t("error").into(),
-            message: format!(
-                "{} {}",
-                ctx.lang.t("bulk_too_many"),
-                ctx.lang.number(BULK_MAX as i64)
-            ),
-        };
-        return render(StatusCode::BAD_REQUEST, &page);
+        let text = format!(
+            "{} {}",
+            ctx.lang.t("bulk_too_many"),
+            ctx.lang.number(BULK_MAX as i64)
+        );
+        return titled_message(&ctx, &state, StatusCode::BAD_REQUEST, "error", text).await;
     }
     let publish = input.get("do") == Some("publish");
     let wenv = write_env(&state, &ctx.call);

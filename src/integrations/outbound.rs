@@ -23,18 +23,9 @@ fn published(doc: Option<&Map<String, Value>>) -> bool {
     })
 }
 
-/// Enqueues deliveries for a committed-with-the-transaction change. Runs in the write's
-/// transaction; one statement when nobody subscribes.
-pub async fn on_change(conn: &mut PgConnection, ev: &ChangeEvent<'_>) -> Result<(), sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
-    if push_on_change(&mut qb, ev) {
-        qb.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// [`on_change`] as a SQL expression (a call of `cityos_enqueue_change`), for a caller that
-/// sends it in a statement of its own; `false` (nothing pushed) when the change has no tenant.
+/// Enqueues deliveries for a change, in the write's transaction: a SQL expression (a call of
+/// `cityos_enqueue_change`) for the caller's statement; `false` (nothing pushed) when the change
+/// has no tenant.
 pub fn push_on_change(qb: &mut QueryBuilder<'_, Postgres>, ev: &ChangeEvent<'_>) -> bool {
     let Some(tenant) = ev.tenant else { return false };
     let verb = match ev.action {
@@ -69,27 +60,9 @@ pub async fn emit_job_dead(conn: &mut PgConnection, job: &Job, error: &str) -> R
         "id": job.id, "jobType": job.job_type, "sourceCollection": job.source_collection,
         "sourceDocId": job.source_doc_id, "attempts": job.attempts, "errorMessage": error,
     });
-    enqueue(
-        conn,
-        tenant,
-        &["sync-jobs.dead".to_string()],
-        "sync-jobs",
-        &job.id.to_string(),
-        &data,
-    )
-    .await
-}
-
-async fn enqueue(
-    conn: &mut PgConnection,
-    tenant: Uuid,
-    events: &[String],
-    collection: &str,
-    doc_id: &str,
-    data: &Value,
-) -> Result<(), sqlx::Error> {
     let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
-    push_enqueue(&mut qb, tenant, events.to_vec(), collection, doc_id, data.clone());
+    let events = vec!["sync-jobs.dead".to_string()];
+    push_enqueue(&mut qb, tenant, events, "sync-jobs", &job.id.to_string(), data);
     qb.build().execute(&mut *conn).await?;
     Ok(())
 }
@@ -105,20 +78,20 @@ fn push_enqueue(
     doc_id: &str,
     data: Value,
 ) {
-    let msg_ids = new_msg_ids(events.len());
+    let msg_ids: Vec<String> = events.iter().map(|_| new_msg_id()).collect();
     push_enqueue_call(
         qb,
         tenant,
         collection,
         doc_id,
-        &|qb| {
-            qb.push_bind(events.clone());
+        |qb| {
+            qb.push_bind(events);
         },
-        &|qb| {
-            qb.push_bind(msg_ids.clone());
+        |qb| {
+            qb.push_bind(msg_ids);
         },
-        &|qb| {
-            qb.push_bind(sqlx::types::Json(data.clone())).push("::jsonb");
+        |qb| {
+            qb.push_bind(sqlx::types::Json(data)).push("::jsonb");
         },
     );
 }
@@ -133,19 +106,15 @@ pub fn push_on_create(
     tenant: Uuid,
     doc: &str,
 ) {
-    let created = format!("{collection}.created");
-    let both = vec![created.clone(), format!("{collection}.published")];
-    let ids = new_msg_ids(2);
     let published = format!(
         "{doc} @> '{{\"status\": \"published\"}}' OR {doc} @> '{{\"editorialStatus\": \"published\"}}'"
     );
     // The published event and its message id, only when the row is published.
-    let pick = |qb: &mut QueryBuilder<'_, Postgres>, both: Vec<String>| {
-        let first = vec![both[0].clone()];
+    let if_published = |qb: &mut QueryBuilder<'_, Postgres>, always: String, published_too: String| {
         qb.push(format!("(CASE WHEN {published} THEN "))
-            .push_bind(both)
+            .push_bind(vec![always.clone(), published_too])
             .push("::text[] ELSE ")
-            .push_bind(first)
+            .push_bind(vec![always])
             .push("::text[] END)");
     };
     push_enqueue_call(
@@ -153,9 +122,15 @@ pub fn push_on_create(
         tenant,
         collection,
         &id.to_string(),
-        &|qb| pick(qb, both.clone()),
-        &|qb| pick(qb, ids.clone()),
-        &|qb| {
+        |qb| {
+            if_published(
+                qb,
+                format!("{collection}.created"),
+                format!("{collection}.published"),
+            )
+        },
+        |qb| if_published(qb, new_msg_id(), new_msg_id()),
+        |qb| {
             qb.push("jsonb_build_object('collection', ")
                 .push_bind(collection.to_string())
                 .push("::text, 'id', ")
@@ -167,13 +142,9 @@ pub fn push_on_create(
     );
 }
 
-fn new_msg_ids(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| format!("msg_{}", Uuid::new_v4().simple()))
-        .collect()
+fn new_msg_id() -> String {
+    format!("msg_{}", Uuid::new_v4().simple())
 }
-
-type Push<'a, 'q> = &'a dyn Fn(&mut QueryBuilder<'q, Postgres>);
 
 /// `cityos_enqueue_change(…)` (migration 0019) with the events, their message ids and the
 /// `data` every body carries pushed by the callers (SQL expressions: `text[]`, `text[]`,
@@ -183,9 +154,9 @@ fn push_enqueue_call<'q>(
     tenant: Uuid,
     collection: &str,
     doc_id: &str,
-    events: Push<'_, 'q>,
-    msg_ids: Push<'_, 'q>,
-    data: Push<'_, 'q>,
+    events: impl FnOnce(&mut QueryBuilder<'q, Postgres>),
+    msg_ids: impl FnOnce(&mut QueryBuilder<'q, Postgres>),
+    data: impl FnOnce(&mut QueryBuilder<'q, Postgres>),
 ) {
     let now = crate::util::format_timestamp(time::OffsetDateTime::now_utc());
     // Nobody subscribes, as a rule: then the call is not worth making. The lookup runs under

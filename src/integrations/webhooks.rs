@@ -210,7 +210,7 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     let Some(bytes) = bytes else {
         row.response_code = 413;
         row.error = Some(format!("body larger than {MAX_WEBHOOK_BODY} bytes; not stored"));
-        log_refusal(ix, &row).await?;
+        log_refusal(ix, row).await?;
         return Err(ApiError::PayloadTooLarge);
     };
     let hash = crate::util::sha256_hex(&bytes);
@@ -242,7 +242,7 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
             Ok(i) => candidates.list[i].clone(),
             Err(refusal) => {
                 row.error = Some(refusal.message().to_string());
-                log_refusal(ix, &row).await?;
+                log_refusal(ix, row).await?;
                 return Err(ApiError::Unauthorized(refusal.message().to_string()));
             }
         };
@@ -262,7 +262,7 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
         if parsed.is_none() {
             row.response_code = 400;
             row.error = Some("body is not valid JSON".into());
-            log_refusal(ix, &row).await?;
+            log_refusal(ix, row).await?;
             return Err(ApiError::bad_request("The webhook body is not valid JSON."));
         }
         row.external_id = Some(super::queue::truncate(&external_id, 1000));
@@ -293,8 +293,8 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
 
 /// Logs a refused delivery (no job), committed before the refusal is answered; refusals
 /// waiting together share a statement ([`super::ingest`]).
-async fn log_refusal(ix: &Integrations, row: &LogRow) -> Result<(), sqlx::Error> {
-    ix.ingest.refuse(row.clone()).await
+async fn log_refusal(ix: &Integrations, row: LogRow) -> Result<(), sqlx::Error> {
+    ix.ingest.refuse(row).await
 }
 
 fn now_unix() -> i64 {

@@ -2,12 +2,12 @@
 //! written, the change rolls back with it.
 
 use serde_json::{json, Map, Value};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::auth::principal::Principal;
 use crate::collections::decl::{CollectionDecl, Field, Kind, Visibility};
-use crate::http::error::ApiError;
+use crate::collections::engine::read::SECRET_SET_PREFIX;
 use crate::http::extract::CallContext;
 
 /// One audit row.
@@ -62,7 +62,7 @@ pub fn diff(
         if x == y {
             continue;
         }
-        let secret = k.starts_with("has") || decl.field(k).is_some_and(is_secret);
+        let secret = k.starts_with(SECRET_SET_PREFIX) || decl.field(k).is_some_and(is_secret);
         let entry = if secret {
             json!({"before": "[redacted]", "after": "[redacted]"})
         } else {
@@ -76,14 +76,6 @@ pub fn diff(
 /// Fields whose values an audit row never shows.
 fn is_secret(f: &Field) -> bool {
     matches!(f.kind, Kind::Secret | Kind::Password) || f.visibility == Visibility::WriteOnly
-}
-
-/// Inserts the audit row.
-pub async fn record(conn: &mut PgConnection, e: &AuditEntry<'_>) -> Result<(), ApiError> {
-    let mut qb = QueryBuilder::<Postgres>::new("");
-    push_insert(&mut qb, e);
-    qb.build().execute(conn).await?;
-    Ok(())
 }
 
 /// The audit row's `INSERT` statement, for callers that send it with other work in one
@@ -105,17 +97,17 @@ pub fn push_insert_created<'q>(
     doc: &str,
     from: &str,
 ) {
-    let secret: Vec<String> = decl
+    let secret: Vec<&'static str> = decl
         .fields
         .iter()
         .filter(|f| is_secret(f))
-        .map(|f| f.name.to_string())
+        .map(|f| f.name)
         .collect();
     push_row(qb, e, |qb| {
         // `before` is absent for every key: only the keys with a value differ.
-        qb.push(
-            "(SELECT COALESCE(jsonb_object_agg(k.key, CASE WHEN k.key LIKE 'has%' OR k.key = ANY(",
-        )
+        qb.push(format!(
+            "(SELECT COALESCE(jsonb_object_agg(k.key, CASE WHEN k.key LIKE '{SECRET_SET_PREFIX}%' OR k.key = ANY("
+        ))
         .push_bind(secret)
         .push(format!(
             ") THEN '{{\"before\": \"[redacted]\", \"after\": \"[redacted]\"}}'::jsonb \

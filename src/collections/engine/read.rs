@@ -179,12 +179,19 @@ fn field_expr(field: &Field, alias: &str, dates: Dates) -> String {
     }
 }
 
+/// The prefix of the keys that say whether a secret is set ([`has_name`]).
+pub const SECRET_SET_PREFIX: &str = "has";
+
 /// `webhookSecret` → `hasWebhookSecret`.
 pub fn has_name(field: &str) -> String {
     let mut chars = field.chars();
     match chars.next() {
-        Some(first) => format!("has{}{}", first.to_ascii_uppercase(), chars.as_str()),
-        None => "has".into(),
+        Some(first) => format!(
+            "{SECRET_SET_PREFIX}{}{}",
+            first.to_ascii_uppercase(),
+            chars.as_str()
+        ),
+        None => SECRET_SET_PREFIX.into(),
     }
 }
 
