@@ -53,6 +53,8 @@ pub struct Shared {
     pub integrations: Arc<crate::integrations::Integrations>,
     pub authz: Arc<crate::authz::Authorizer>,
     pub public_cache: Arc<crate::collections::public_cache::PublicCache>,
+    /// REST creates waiting together share a transaction (`db::group_commit`).
+    pub creates: crate::db::group_commit::GroupCommit<crate::collections::routes::CreateJob>,
 }
 
 impl FromRef<AppState> for PgPool {
@@ -188,6 +190,11 @@ impl AppState {
         AppState(Arc::new(Shared {
             integrations,
             authz: Arc::new(authz),
+            creates: crate::db::group_commit::GroupCommit::new(
+                pool.clone(),
+                config.create_batch,
+                config.create_writers,
+            ),
             public_cache: Arc::new(crate::collections::public_cache::PublicCache::new(
                 config.public_cache_ttl_ms,
                 20_000,

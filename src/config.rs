@@ -242,6 +242,11 @@ pub struct Config {
     pub webhook_ingest_batch: usize,
     /// `WEBHOOK_INGEST_WRITERS`: such statements running at once.
     pub webhook_ingest_writers: usize,
+    /// `CREATE_BATCH`: REST creates in one scope committed by one transaction at most (group
+    /// commit, `db::group_commit`; 1 writes each create in the request's own transaction).
+    pub create_batch: usize,
+    /// `CREATE_WRITERS`: such transactions running at once.
+    pub create_writers: usize,
     /// The job queue, workers, scheduler and outbound HTTP of the integration plane.
     pub jobs: JobsConfig,
     pub s3: S3Config,
@@ -503,6 +508,12 @@ impl Config {
         let webhook_ingest_writers = v
             .parse("WEBHOOK_INGEST_WRITERS", 2usize, "a number of statements")
             .clamp(1, 64);
+        let create_batch = v
+            .parse("CREATE_BATCH", 8usize, "a number of creates")
+            .clamp(1, 64);
+        let create_writers = v
+            .parse("CREATE_WRITERS", 4usize, "a number of transactions")
+            .clamp(1, 64);
         let claim_batch = v
             .parse("SYNC_CLAIM_BATCH", 16i64, "a number of jobs")
             .clamp(1, 1000);
@@ -669,6 +680,8 @@ impl Config {
             webhook_replay_window_secs,
             webhook_ingest_batch,
             webhook_ingest_writers,
+            create_batch,
+            create_writers,
             jobs,
             s3,
             media,
@@ -793,6 +806,8 @@ impl Config {
                 "WEBHOOK_INGEST_WRITERS".into(),
                 self.webhook_ingest_writers.to_string(),
             ),
+            ("CREATE_BATCH".into(), self.create_batch.to_string()),
+            ("CREATE_WRITERS".into(), self.create_writers.to_string()),
             ("SYNC_WORKERS".into(), self.jobs.workers.to_string()),
             ("SYNC_LEASE_SECONDS".into(), self.jobs.lease_secs.to_string()),
             ("SYNC_RETRY_BASE_MS".into(), self.jobs.retry_base_ms.to_string()),

@@ -190,11 +190,55 @@ async fn create(
         return crate::media::routes::create(&state, &ctx, decl, &params, &headers, req.into_body()).await;
     }
     let body = body_object(&headers, Bytes::from_request(req, &state).await)?;
-    let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx)).await?;
-    let doc = write::create(&mut tx, &write_env(&state, &ctx), decl, body, &params).await?;
-    commit(&state, decl, tx).await?;
+    let plan = write::plan_create(&write_env(&state, &ctx), decl, body, Default::default()).await?;
+    let doc = match plan {
+        write::Planned::Ready(plan) if plan.is_one_statement() && state.creates.batches() => {
+            let scope = scope(&ctx);
+            let job = CreateJob {
+                state: state.clone(),
+                ctx,
+                plan,
+                params,
+            };
+            let doc = state.creates.submit(scope, job).await?;
+            after_commit(&state, decl);
+            doc
+        }
+        plan => {
+            let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx)).await?;
+            let env = write_env(&state, &ctx);
+            let doc = match plan {
+                write::Planned::Ready(plan) => plan.execute(&mut tx, &env, &params).await?,
+                write::Planned::Invalid(invalid) => return Err(invalid.into_error(&mut tx, &env).await),
+            };
+            commit(&state, decl, tx).await?;
+            doc
+        }
+    };
     let message = format!("{} successfully created.", decl.singular);
     Ok((StatusCode::CREATED, Json(json!({"doc": doc, "message": message}))).into_response())
+}
+
+/// A checked create, written by the group commit with the creates waiting in its scope.
+pub struct CreateJob {
+    state: AppState,
+    ctx: CallContext,
+    plan: write::CreatePlan,
+    params: FindParams,
+}
+
+impl crate::db::group_commit::Job for CreateJob {
+    type Out = Value;
+    type Err = ApiError;
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut sqlx::PgConnection,
+    ) -> crate::db::group_commit::JobFuture<'c, Value, ApiError> {
+        Box::pin(async move {
+            let env = write_env(&self.state, &self.ctx);
+            self.plan.execute(conn, &env, &self.params).await
+        })
+    }
 }
 
 async fn update(

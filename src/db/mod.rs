@@ -1,6 +1,7 @@
 //! Database access: the pool, the embedded cluster, migrations and seeding.
 
 pub mod embedded;
+pub mod group_commit;
 pub mod scope;
 pub mod seed;
 

@@ -54,6 +54,53 @@ pub async fn create_with(
     server: ServerValues,
     params: &FindParams,
 ) -> Result<Value, ApiError> {
+    match plan_create(env, decl, body, server).await? {
+        Planned::Ready(plan) => plan.execute(conn, env, params).await,
+        Planned::Invalid(invalid) => Err(invalid.into_error(conn, env).await),
+    }
+}
+
+/// A create checked without the database: ready to write, or refused by validation.
+pub enum Planned {
+    Ready(CreatePlan),
+    Invalid(InvalidCreate),
+}
+
+/// A create that passed access, validation and the before-hooks: what its transaction writes.
+/// Executing it again writes the same row (same id, same values), so a create that shared a
+/// transaction with a failing one can be written again on its own (`db::group_commit`).
+pub struct CreatePlan {
+    decl: &'static CollectionDecl,
+    id: Uuid,
+    values: Vec<(&'static Field, WriteVal)>,
+    reveal: Map<String, Value>,
+    tenant_of_row: Option<Uuid>,
+}
+
+/// A create refused by validation before its references were looked up.
+pub struct InvalidCreate {
+    decl: &'static CollectionDecl,
+    values: Vec<(&'static Field, WriteVal)>,
+    errors: Vec<FieldError>,
+}
+
+impl InvalidCreate {
+    /// The validation error listing every failing field at once, the references included.
+    pub async fn into_error(mut self, conn: &mut PgConnection, env: &WriteEnv<'_>) -> ApiError {
+        match check_relations(conn, env, &self.values, &mut self.errors).await {
+            Ok(()) => ApiError::validation(self.decl.slug, None, self.errors),
+            Err(e) => e,
+        }
+    }
+}
+
+/// Access, defaults, the before-hooks and validation of a create: everything but the database.
+pub async fn plan_create(
+    env: &WriteEnv<'_>,
+    decl: &'static CollectionDecl,
+    body: Map<String, Value>,
+    server: ServerValues,
+) -> Result<Planned, ApiError> {
     let decision = authorize(
         env.read.authz,
         env.read.principal,
@@ -80,9 +127,7 @@ pub async fn create_with(
     errors.extend(hook_error);
     check_tenant(decl, env, &values, Action::Create, &mut errors).await?;
     if !errors.is_empty() {
-        // Every failing field at once, the references included.
-        check_relations(conn, env, &values, &mut errors).await?;
-        return Err(ApiError::validation(decl.slug, None, errors));
+        return Ok(Planned::Invalid(InvalidCreate { decl, values, errors }));
     }
     if decl.hooks.before_change.is_some() {
         // The valid document, as it will be written; what the hook sets is checked again.
@@ -96,87 +141,118 @@ pub async fn create_with(
     }
     let id = server.id.unwrap_or_else(Uuid::now_v7);
     let tenant_of_row = tenant_value(decl, &values, Some(id));
-    // Child rows are written after the row, so their audit and events follow them; otherwise
-    // the row, its audit row and its events are one statement (one round trip fewer per create).
-    let one_statement = !values
-        .iter()
-        .any(|(f, v)| matches!((f.kind, v), (Kind::Child(_), WriteVal::Rows(_))));
-    // The row, guarded by its references being visible, read back as stored.
-    let mut qb = QueryBuilder::<Postgres>::new("WITH ins AS (INSERT INTO ");
-    qb.push(decl.table).push(" AS t0 (id");
-    let columns: Vec<&(&'static Field, WriteVal)> =
-        values.iter().filter(|(f, _)| !f.column.is_empty()).collect();
-    for (f, _) in &columns {
-        qb.push(", ").push(f.column);
-    }
-    qb.push(") SELECT ").push_bind(id);
-    for (f, v) in &columns {
-        qb.push(", ");
-        push_value(&mut qb, f, v, env.cipher)?;
-    }
-    qb.push(" WHERE ");
-    push_relation_guard(&mut qb, env, &values);
-    if one_statement {
-        // `d`: the new row's document, parsed once for the audit diff and the events.
-        qb.push(" RETURNING ")
-            .push(read::stored_doc_expr_payload_dates(decl, "t0"))
-            .push(" AS doc), d AS (SELECT doc, doc::jsonb AS j FROM ins), audit AS (");
-        let entry = AuditEntry::change(
-            env.call,
-            "create",
-            decl,
-            &id.to_string(),
-            None,
-            None,
-            tenant_of_row,
-        );
-        audit::push_insert_created(&mut qb, &entry, decl, "d.j", "d");
-        qb.push(") SELECT d.doc");
-        if let Some(tenant) = tenant_of_row {
-            qb.push(", ");
-            crate::integrations::outbound::push_on_create(&mut qb, decl.slug, id, tenant, "d.j");
-        }
-        qb.push(" FROM d");
-    } else {
-        qb.push(" RETURNING ")
-            .push(read::stored_doc_expr(decl, "t0"))
-            .push(" AS doc) SELECT doc FROM ins");
-    }
-    let stored: Option<String> = qb
-        .build_query_scalar()
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(|e| map_db_error(decl, None, e))?;
-    let Some(stored) = stored else {
-        return Err(invalid_references(conn, env, decl, None, &values).await);
-    };
-    let event = |after| ChangeEvent {
-        action: Action::Create,
-        collection: decl.slug,
+    Ok(Planned::Ready(CreatePlan {
+        decl,
         id,
-        tenant: tenant_of_row,
-        before: None,
-        after: Some(after),
-    };
-    let after = if one_statement {
-        let after = read::parse_stored(decl, &stored)?;
-        if let Some(hook) = decl.hooks.after_change {
-            hook(conn, &event(&after)).await?;
+        values,
+        reveal,
+        tenant_of_row,
+    }))
+}
+
+impl CreatePlan {
+    /// Whether the row, its audit row and its events are one statement: no child rows (those
+    /// are written after the row, so their audit and events follow them).
+    pub fn is_one_statement(&self) -> bool {
+        !self
+            .values
+            .iter()
+            .any(|(f, v)| matches!((f.kind, v), (Kind::Child(_), WriteVal::Rows(_))))
+    }
+
+    /// Writes the create in `conn`'s transaction; returns the document as read back.
+    pub async fn execute(
+        &self,
+        conn: &mut PgConnection,
+        env: &WriteEnv<'_>,
+        params: &FindParams,
+    ) -> Result<Value, ApiError> {
+        let CreatePlan {
+            decl,
+            id,
+            values,
+            reveal,
+            tenant_of_row,
+        } = self;
+        let (decl, id, tenant_of_row) = (*decl, *id, *tenant_of_row);
+        let one_statement = self.is_one_statement();
+        // The row, guarded by its references being visible, read back as stored.
+        let mut qb = QueryBuilder::<Postgres>::new("WITH ins AS (INSERT INTO ");
+        qb.push(decl.table).push(" AS t0 (id");
+        let columns: Vec<&(&'static Field, WriteVal)> =
+            values.iter().filter(|(f, _)| !f.column.is_empty()).collect();
+        for (f, _) in &columns {
+            qb.push(", ").push(f.column);
         }
-        after
-    } else {
-        write_children(conn, id, tenant_of_row, &values)
+        qb.push(") SELECT ").push_bind(id);
+        for (f, v) in &columns {
+            qb.push(", ");
+            push_value(&mut qb, f, v, env.cipher)?;
+        }
+        qb.push(" WHERE ");
+        push_relation_guard(&mut qb, env, values);
+        if one_statement {
+            // `d`: the new row's document, parsed once for the audit diff and the events.
+            qb.push(" RETURNING ")
+                .push(read::stored_doc_expr_payload_dates(decl, "t0"))
+                .push(" AS doc), d AS (SELECT doc, doc::jsonb AS j FROM ins), audit AS (");
+            let entry = AuditEntry::change(
+                env.call,
+                "create",
+                decl,
+                &id.to_string(),
+                None,
+                None,
+                tenant_of_row,
+            );
+            audit::push_insert_created(&mut qb, &entry, decl, "d.j", "d");
+            qb.push(") SELECT d.doc");
+            if let Some(tenant) = tenant_of_row {
+                qb.push(", ");
+                crate::integrations::outbound::push_on_create(&mut qb, decl.slug, id, tenant, "d.j");
+            }
+            qb.push(" FROM d");
+        } else {
+            qb.push(" RETURNING ")
+                .push(read::stored_doc_expr(decl, "t0"))
+                .push(" AS doc) SELECT doc FROM ins");
+        }
+        let stored: Option<String> = qb
+            .build_query_scalar()
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|e| map_db_error(decl, None, e))?;
-        let after = read_flat(conn, decl, id).await?;
-        record_change(conn, env, decl, event(&after)).await?;
-        after
-    };
-    let mut doc = read_back(conn, env, decl, id, after, params).await?;
-    if let Value::Object(d) = &mut doc {
-        d.extend(reveal);
+        let Some(stored) = stored else {
+            return Err(invalid_references(conn, env, decl, None, values).await);
+        };
+        let event = |after| ChangeEvent {
+            action: Action::Create,
+            collection: decl.slug,
+            id,
+            tenant: tenant_of_row,
+            before: None,
+            after: Some(after),
+        };
+        let after = if one_statement {
+            let after = read::parse_stored(decl, &stored)?;
+            if let Some(hook) = decl.hooks.after_change {
+                hook(conn, &event(&after)).await?;
+            }
+            after
+        } else {
+            write_children(conn, id, tenant_of_row, values)
+                .await
+                .map_err(|e| map_db_error(decl, None, e))?;
+            let after = read_flat(conn, decl, id).await?;
+            record_change(conn, env, decl, event(&after)).await?;
+            after
+        };
+        let mut doc = read_back(conn, env, decl, id, after, params).await?;
+        if let Value::Object(d) = &mut doc {
+            d.extend(reveal.clone());
+        }
+        Ok(doc)
     }
-    Ok(doc)
 }
 
 /// The data hooks of one write (`before_validate`, then `before_change`), with what they share.
