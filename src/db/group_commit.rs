@@ -159,7 +159,11 @@ async fn write_loop<J: Job>(shared: Arc<Shared<J>>) {
             notified.await;
             continue;
         }
-        write(&shared, batch).await;
+        // On a task of its own: a job that panics fails its batch's answers, not this writer.
+        let task = tokio::spawn(write(shared.clone(), batch));
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a group commit batch panicked");
+        }
     }
 }
 
@@ -183,9 +187,9 @@ fn take_batch<J: Job>(shared: &Shared<J>) -> Vec<Pending<J>> {
     batch
 }
 
-async fn write<J: Job>(shared: &Shared<J>, batch: Vec<Pending<J>>) {
+async fn write<J: Job>(shared: Arc<Shared<J>>, batch: Vec<Pending<J>>) {
     if batch.len() > 1 {
-        match together(shared, &batch).await {
+        match together(&shared, &batch).await {
             Ok(outs) => {
                 shared.commits.fetch_add(1, Ordering::Relaxed);
                 shared.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -205,7 +209,7 @@ async fn write<J: Job>(shared: &Shared<J>, batch: Vec<Pending<J>>) {
         }
     }
     for pending in batch {
-        let out = alone(shared, &pending).await;
+        let out = alone(&shared, &pending).await;
         if out.is_ok() {
             shared.commits.fetch_add(1, Ordering::Relaxed);
             shared.jobs.fetch_add(1, Ordering::Relaxed);
