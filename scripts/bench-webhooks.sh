@@ -102,17 +102,9 @@ with open(path, "w") as out:
 PY
 }
 
-# CPU ticks (1/100 s) used so far by a process, or by the postmaster and all its children.
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-pg_ticks() {
-  local pm="$1" t=0 f
-  t=$(ticks "$pm")
-  for f in /proc/[0-9]*/stat; do
-    awk -v pm="$pm" '{ if ($4 == pm) { s += $14 + $15 } } END { print s + 0 }' "$f" 2>/dev/null
-  done | awk -v t="$t" '{ s += $1 } END { print s + t }'
-}
-PM_FILE="$(find "$DATA_DIR" -maxdepth 3 -name postmaster.pid 2>/dev/null | head -n 1)"
-PM="$(head -n 1 "$PM_FILE" 2>/dev/null || true)"
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
+PM="$(postmaster_under "$DATA_DIR")"
 [ -n "$PM" ] || log "WARNING: postmaster not found under $DATA_DIR: no PostgreSQL CPU figures"
 
 ROWS=()

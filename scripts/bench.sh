@@ -40,6 +40,8 @@ esac
 
 BIN="${CITYOS_BIN:-$ROOT/target/release/cityos}"
 DATA_DIR="$ROOT/.data-bench"
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 OUT_DIR="$ROOT/target/bench"
 RESULTS="$OUT_DIR/results.md"
 PORT="${BENCH_PORT:-3091}"
@@ -335,7 +337,7 @@ ROWS=()
 selected() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 # bench_endpoint NAME PATH [AUTH] [LUA]: AUTH is jwt (the admin), apikey or keycloak; LUA is a wrk script.
 bench_endpoint() {
-  local name="$1" path="$2" auth="${3:-none}" lua="${4:-}" host="${5:-}" code out sampler_file rps p50 p99 reqs errs peak
+  local name="$1" path="$2" auth="${3:-none}" lua="${4:-}" host="${5:-}" code out sampler_file rps p50 p99 reqs errs peak pm s0 s1 p0 p1
   local -a hdr=() wrk_extra=()
   local credential=""
   selected "$name" || return 0
@@ -385,6 +387,8 @@ bench_endpoint() {
   ) &
   SAMPLER_PID=$!
   out="$OUT_DIR/wrk-$name.txt"
+  pm="$(postmaster_under "$DATA_DIR")"
+  s0=$(ticks "$SERVER_PID") p0=$(pg_ticks "$pm")
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "${hdr[@]}" "${wrk_extra[@]}" "$BASE$path" >"$out" 2>&1 ||
     log "$name: wrk exited non-zero (see $out)"
   kill "$SAMPLER_PID" 2>/dev/null || true
@@ -399,6 +403,8 @@ bench_endpoint() {
     errs="$errs; $(sed -n 's/^ *Socket errors: *//p' "$out")"
   fi
   peak="$(sort -n "$sampler_file" | tail -n 1)"
+  s1=$(ticks "$SERVER_PID") p1=$(pg_ticks "$pm")
+  [ "${reqs:-0}" -gt 0 ] && log "$name: CPU µs per request: server $(((s1 - s0) * 10000 / reqs)) / PostgreSQL $(((p1 - p0) * 10000 / reqs))"
   ROWS+=("| $name | \`$path\` | $code | ${rps:-?} | ${p50:-?} | ${p99:-?} | ${reqs:-?} req, non-2xx: ${errs} | $( [ -n "$peak" ] && mib "$peak" || echo '?') |")
 }
 
