@@ -206,11 +206,7 @@ async fn create(
         }
         plan => {
             let mut tx = crate::db::scope::begin_write(&state.pool, &scope(&ctx)).await?;
-            let env = write_env(&state, &ctx);
-            let doc = match plan {
-                write::Planned::Ready(plan) => plan.execute(&mut tx, &env, &params).await?,
-                write::Planned::Invalid(invalid) => return Err(invalid.into_error(&mut tx, &env).await),
-            };
+            let doc = plan.write(&mut tx, &write_env(&state, &ctx), &params).await?;
             commit(&state, decl, tx).await?;
             doc
         }

@@ -54,16 +54,32 @@ pub async fn create_with(
     server: ServerValues,
     params: &FindParams,
 ) -> Result<Value, ApiError> {
-    match plan_create(env, decl, body, server).await? {
-        Planned::Ready(plan) => plan.execute(conn, env, params).await,
-        Planned::Invalid(invalid) => Err(invalid.into_error(conn, env).await),
-    }
+    plan_create(env, decl, body, server)
+        .await?
+        .write(conn, env, params)
+        .await
 }
 
 /// A create checked without the database: ready to write, or refused by validation.
 pub enum Planned {
     Ready(CreatePlan),
     Invalid(InvalidCreate),
+}
+
+impl Planned {
+    /// Writes a ready create in `conn`'s transaction, or completes an invalid one's error (its
+    /// references are looked up there).
+    pub async fn write(
+        self,
+        conn: &mut PgConnection,
+        env: &WriteEnv<'_>,
+        params: &FindParams,
+    ) -> Result<Value, ApiError> {
+        match self {
+            Planned::Ready(plan) => plan.execute(conn, env, params).await,
+            Planned::Invalid(invalid) => Err(invalid.into_error(conn, env).await),
+        }
+    }
 }
 
 /// A create that passed access, validation and the before-hooks: what its transaction writes.
