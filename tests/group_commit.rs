@@ -1,6 +1,7 @@
 //! Group commit of creates (`db::group_commit`): creates waiting in one scope share a
 //! transaction; a failing one rolls its batch back and every create of it is written again
-//! alone, so only the failing one fails; creates of other scopes never share.
+//! alone, so only the failing one fails; creates of other scopes never share. A batch whose
+//! COMMIT went unanswered is settled by asking PostgreSQL what became of it.
 
 mod common;
 
@@ -228,4 +229,199 @@ async fn concurrent_creates_share_commits_and_a_duplicate_is_refused_alone() {
         .unwrap();
     assert_eq!(grouped_pages, 39, "nothing of the refused create is stored");
     app.stop().await;
+}
+
+/// A TCP proxy in front of the test database that cuts one connection at its `nth` COMMIT
+/// (counted over all connections): either after passing the COMMIT on, so the transaction
+/// commits and its answer is lost, or instead of passing it on, so it never commits.
+struct CommitCutter {
+    port: u16,
+    cuts: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Cut {
+    AnswerLost,
+    CommitLost,
+}
+
+/// What sqlx sends for `Transaction::commit`: a simple query, `Q`, its length, `COMMIT\0`.
+const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+impl CommitCutter {
+    async fn start(database_url: &str, nth: usize, cut: Cut) -> CommitCutter {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let opts: sqlx::postgres::PgConnectOptions = database_url.parse().unwrap();
+        let (host, port) = (opts.get_host().to_string(), opts.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap().port();
+        let (commits, cuts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let counted = cuts.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream: Box<dyn Stream> = if host.starts_with('/') {
+                    let path = format!("{host}/.s.PGSQL.{port}");
+                    Box::new(tokio::net::UnixStream::connect(path).await.unwrap())
+                } else {
+                    Box::new(
+                        tokio::net::TcpStream::connect((host.as_str(), port))
+                            .await
+                            .unwrap(),
+                    )
+                };
+                let (commits, cuts) = (commits.clone(), counted.clone());
+                tokio::spawn(pump(client, upstream, move || {
+                    (commits.fetch_add(1, Ordering::SeqCst) + 1 == nth).then(|| {
+                        cuts.fetch_add(1, Ordering::SeqCst);
+                        cut
+                    })
+                }));
+            }
+        });
+        CommitCutter { port: local, cuts }
+    }
+
+    fn cuts(&self) -> usize {
+        self.cuts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A pool whose connections go through the cutter.
+    async fn pool(&self, database_url: &str) -> PgPool {
+        let opts: sqlx::postgres::PgConnectOptions = database_url.parse().unwrap();
+        let opts = opts
+            .host("127.0.0.1")
+            .port(self.port)
+            .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .unwrap()
+    }
+}
+
+/// Copies bytes both ways; `on_commit` decides, for each COMMIT the client sends, whether
+/// this connection is cut there and how.
+async fn pump(
+    client: tokio::net::TcpStream,
+    upstream: Box<dyn Stream>,
+    mut on_commit: impl FnMut() -> Option<Cut> + Send + 'static,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_r, mut client_w) = client.into_split();
+    let (mut server_r, mut server_w) = tokio::io::split(upstream);
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cut_seen = cut.clone();
+    let answers = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match server_r.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            // Set before the COMMIT went on, so its answer is never passed back.
+            if cut_seen.load(std::sync::atomic::Ordering::SeqCst)
+                || client_w.write_all(&buf[..n]).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match client_r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let data = &buf[..n];
+        let has_commit = data.windows(COMMIT.len()).any(|w| w == COMMIT);
+        match has_commit.then(&mut on_commit).flatten() {
+            None => {
+                if server_w.write_all(data).await.is_err() {
+                    break;
+                }
+            }
+            Some(how) => {
+                cut.store(true, std::sync::atomic::Ordering::SeqCst);
+                if how == Cut::AnswerLost {
+                    let _ = server_w.write_all(data).await;
+                    // Time for the server to commit before the connection goes.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                break;
+            }
+        }
+    }
+    // Dropping both halves closes the connection on both sides.
+    answers.abort();
+}
+
+/// Runs five probes as one batch (behind a gated one) through a cutter that cuts the batch's
+/// COMMIT; returns the answers, the counts and the rows stored.
+async fn batch_through_a_cut(cut: Cut) -> (Vec<(String, String)>, Counts, Vec<i32>, usize) {
+    let app = TestApp::spawn().await;
+    probe_table(&app.pool).await;
+    // The gated probe's COMMIT is the first, the batch's the second.
+    let cutter = CommitCutter::start(&app.database_url, 2, cut).await;
+    let pool = cutter.pool(&app.database_url).await;
+    let group = Arc::new(GroupCommit::<Probe>::new(pool, 8, 1));
+    let probes = (21..=25).map(|n| (tenant_scope(FASHIONISTA), n)).collect();
+    let answers = behind_a_gate(&group, 20, probes).await;
+    let answers: Vec<(String, String)> = answers
+        .into_iter()
+        .map(|a| a.expect("every probe is written once"))
+        .collect();
+    let rows: Vec<i32> = sqlx::query_scalar("SELECT n FROM gc_probe ORDER BY n")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let counts = group.counts();
+    let cuts = cutter.cuts();
+    app.stop().await;
+    (answers, counts, rows, cuts)
+}
+
+/// The batch committed but the answer to its COMMIT was lost: its jobs are answered from the
+/// batch (one transaction), not written again, which would fail each on its own primary key.
+#[tokio::test]
+async fn a_batch_whose_commit_answer_is_lost_is_settled_as_committed() {
+    let (answers, counts, rows, cuts) = batch_through_a_cut(Cut::AnswerLost).await;
+    assert_eq!(cuts, 1, "the batch's COMMIT was cut");
+    let xids: std::collections::HashSet<&str> = answers.iter().map(|(_, x)| x.as_str()).collect();
+    assert_eq!(
+        xids.len(),
+        1,
+        "answered from the batch's transaction: {answers:?}"
+    );
+    assert_eq!(
+        counts,
+        Counts {
+            jobs: 6,
+            commits: 2,
+            failed_batches: 0
+        }
+    );
+    assert_eq!(rows, [20, 21, 22, 23, 24, 25]);
+}
+
+/// The COMMIT never reached PostgreSQL: the batch is settled as rolled back and every job is
+/// written again alone.
+#[tokio::test]
+async fn a_batch_whose_commit_was_never_received_is_written_again_alone() {
+    let (answers, counts, rows, cuts) = batch_through_a_cut(Cut::CommitLost).await;
+    assert_eq!(cuts, 1, "the batch's COMMIT was cut");
+    let xids: std::collections::HashSet<&str> = answers.iter().map(|(_, x)| x.as_str()).collect();
+    assert_eq!(xids.len(), 5, "each written alone: {answers:?}");
+    assert_eq!(
+        counts,
+        Counts {
+            jobs: 6,
+            commits: 6,
+            failed_batches: 1
+        }
+    );
+    assert_eq!(rows, [20, 21, 22, 23, 24, 25]);
 }

@@ -17,12 +17,23 @@
 //!
 //! The writers run on tasks of their own: a request that goes away while its job waits or runs
 //! cannot leave a transaction half done; its job is still written and its answer dropped.
+//!
+//! A batch's COMMIT can fail two ways. When PostgreSQL answers it with an error, the
+//! transaction is rolled back and the jobs run again alone, as above. When the answer is lost
+//! (the connection broke), the batch may or may not have landed, and running it again would
+//! write every job twice or, with fixed ids, fail each with a unique error although it was
+//! written. So a batch asks for its transaction id before it commits, and an unanswered COMMIT
+//! is settled by asking PostgreSQL, on another connection, what became of that transaction
+//! (`pg_xact_status`): committed, the jobs get their answers; aborted, they run again alone;
+//! unknown, each gets an error, as a request's own transaction would. A lone job runs exactly
+//! as in a request's own transaction (no id asked), so its cost is unchanged.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{oneshot, Notify};
@@ -189,24 +200,43 @@ fn take_batch<J: Job>(shared: &Shared<J>) -> Vec<Pending<J>> {
 
 async fn write<J: Job>(shared: Arc<Shared<J>>, batch: Vec<Pending<J>>) {
     if batch.len() > 1 {
-        match together(&shared, &batch).await {
-            Ok(outs) => {
-                shared.commits.fetch_add(1, Ordering::Relaxed);
-                shared.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                for (pending, out) in batch.into_iter().zip(outs) {
-                    let _ = pending.reply.send(Ok(out));
+        let outs = match together(&shared, &batch).await {
+            Together::Committed(outs) => Some(outs),
+            Together::RolledBack => None,
+            Together::InDoubt { xid, outs, error } => match landed(&shared.pool, &xid).await {
+                Ok(true) => Some(outs),
+                Ok(false) => None,
+                Err(settling) => {
+                    tracing::error!(
+                        jobs = batch.len(),
+                        commit = %error,
+                        settling = %settling,
+                        "a group commit batch's outcome is unknown"
+                    );
+                    for pending in batch {
+                        let unknown = std::io::Error::other(format!(
+                            "the commit's answer was lost ({error}) and its outcome is unknown"
+                        ));
+                        let _ = pending.reply.send(Err(sqlx::Error::Io(unknown).into()));
+                    }
+                    return;
                 }
-                return;
+            },
+        };
+        if let Some(outs) = outs {
+            shared.commits.fetch_add(1, Ordering::Relaxed);
+            shared.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for (pending, out) in batch.into_iter().zip(outs) {
+                let _ = pending.reply.send(Ok(out));
             }
-            Err(()) => {
-                // Rolled back: nothing of the batch was written. Each runs again alone.
-                shared.failed_batches.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    jobs = batch.len(),
-                    "group commit batch failed; writing its jobs one by one"
-                );
-            }
+            return;
         }
+        // Rolled back: nothing of the batch was written. Each runs again alone.
+        shared.failed_batches.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            jobs = batch.len(),
+            "group commit batch failed; writing its jobs one by one"
+        );
     }
     for pending in batch {
         let out = alone(&shared, &pending).await;
@@ -218,16 +248,68 @@ async fn write<J: Job>(shared: Arc<Shared<J>>, batch: Vec<Pending<J>>) {
     }
 }
 
-/// The batch in one transaction; `Err` when any part failed (the transaction is rolled back
-/// when it is dropped).
-async fn together<J: Job>(shared: &Shared<J>, batch: &[Pending<J>]) -> Result<Vec<J::Out>, ()> {
-    let mut tx = begin_write(&shared.pool, &batch[0].scope).await.map_err(drop)?;
+/// What became of a batch's transaction.
+enum Together<O> {
+    Committed(Vec<O>),
+    /// Nothing of it was written: a job failed, or PostgreSQL refused the COMMIT.
+    RolledBack,
+    /// The COMMIT was sent and its answer lost: transaction `xid` may have landed.
+    InDoubt {
+        xid: String,
+        outs: Vec<O>,
+        error: sqlx::Error,
+    },
+}
+
+/// The batch in one transaction (rolled back when it is dropped unfinished).
+async fn together<J: Job>(shared: &Shared<J>, batch: &[Pending<J>]) -> Together<J::Out> {
+    let Ok(mut tx) = begin_write(&shared.pool, &batch[0].scope).await else {
+        return Together::RolledBack;
+    };
+    // Asked now, because after a lost answer to COMMIT this connection is gone.
+    let xid = match sqlx::query_scalar::<_, String>("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *tx)
+        .await
+    {
+        Ok(xid) => xid,
+        Err(_) => return Together::RolledBack,
+    };
     let mut outs = Vec::with_capacity(batch.len());
     for pending in batch {
-        outs.push(pending.job.run(&mut tx).await.map_err(drop)?);
+        match pending.job.run(&mut tx).await {
+            Ok(out) => outs.push(out),
+            Err(_) => return Together::RolledBack,
+        }
     }
-    tx.commit().await.map_err(drop)?;
-    Ok(outs)
+    match tx.commit().await {
+        Ok(()) => Together::Committed(outs),
+        // PostgreSQL answered the COMMIT with an error: the transaction is rolled back.
+        Err(sqlx::Error::Database(_)) => Together::RolledBack,
+        Err(error) => Together::InDoubt { xid, outs, error },
+    }
+}
+
+/// Whether transaction `xid` committed, asked on a connection of its own. A transaction whose
+/// connection broke is still "in progress" until its backend notices; that takes moments, so
+/// the question is asked again for a few seconds before the outcome counts as unknown.
+async fn landed(pool: &PgPool, xid: &str) -> Result<bool, sqlx::Error> {
+    const ASKS: u32 = 50;
+    for _ in 0..ASKS {
+        let status: Option<String> = sqlx::query_scalar("SELECT pg_xact_status($1::xid8)")
+            .bind(xid)
+            .fetch_one(pool)
+            .await?;
+        match status.as_deref() {
+            Some("committed") => return Ok(true),
+            Some("aborted") => return Ok(false),
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            // Older than what PostgreSQL still keeps the status of.
+            None => break,
+        }
+    }
+    Err(sqlx::Error::Protocol(format!(
+        "transaction {xid} is still in progress or too old to tell"
+    )))
 }
 
 async fn alone<J: Job>(shared: &Shared<J>, pending: &Pending<J>) -> Result<J::Out, J::Err> {
