@@ -2285,3 +2285,59 @@ async fn waiting_refusals_share_one_statement_and_each_leaves_its_row() {
     assert_eq!(logs(&app, "erpnext").await.len(), 11);
     app.stop().await;
 }
+
+/// JSON's `\u0000` in the text a delivery carries into the log's columns (event type, id,
+/// tenant and store hints): PostgreSQL's text cannot hold a NUL, so these were 500s and the
+/// refusal went unlogged. Now each delivery is answered and logged like any other, the NUL
+/// shown as U+FFFD in the columns and the body kept byte for byte.
+#[tokio::test]
+async fn deliveries_with_nul_characters_are_answered_and_logged() {
+    let (_m, murl) = start_fake_medusa().await;
+    let app = spawn(&murl, &[]).await;
+    // Unsigned, with a NUL in the event type and in the tenant hint: refused and logged.
+    let forged = br#"{"type":"order\u0000placed","tenant_id":"x\u0000","data":{"id":"o_1"}}"#.to_vec();
+    let json_type = [("content-type", "application/json".to_string())];
+    let (status, body) = post_raw(&app, MEDUSA_PATH, &json_type, forged.clone()).await;
+    assert_eq!(status, 401, "{body}");
+    // Signed (ERPNext), a NUL in the doctype, the name and the store hint: accepted.
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let fresh = time::OffsetDateTime::now_utc().format(&fmt).unwrap();
+    let signed = format!(
+        r#"{{"doctype": "Item\u0000", "name": "ITEM\u0000-1", "modified": "{fresh}.000001", "custom_tenant_id": "fashionista-sa", "custom_store_id": "s\u0000"}}"#
+    )
+    .into_bytes();
+    let h = vec![(
+        "x-frappe-webhook-signature",
+        sig::erpnext_sign(ERP_SECRET, &signed),
+    )];
+    let (status, body) = post_raw(&app, ERP_PATH, &h, signed.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["duplicate"], false);
+    // The same delivery again is known by its (cleaned) id.
+    let (status, body) = post_raw(&app, ERP_PATH, &h, signed.clone()).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (200, Some(true)), "{body}");
+
+    let rows: Vec<(String, String, Option<String>, Vec<u8>)> = sqlx::query_as(
+        "SELECT status, event_type, external_event_id, raw_body FROM webhook_logs \
+         WHERE direction = 'inbound' ORDER BY created_at, id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let columns: Vec<(&str, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_deref()))
+        .collect();
+    let erp_id = format!("Item\u{FFFD}:ITEM\u{FFFD}-1:{fresh}.000001:");
+    assert_eq!(
+        columns,
+        [
+            ("failed", "order\u{FFFD}placed", None),
+            ("received", "Item\u{FFFD}", Some(erp_id.as_str())),
+            ("duplicate", "Item\u{FFFD}", Some(erp_id.as_str())),
+        ]
+    );
+    assert_eq!(rows[0].3, forged, "the refused body is kept as sent");
+    assert_eq!(rows[1].3, signed, "the accepted body is kept as sent");
+    app.stop().await;
+}

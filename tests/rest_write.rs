@@ -791,3 +791,123 @@ async fn a_creates_audit_diff_and_event_bodies_are_its_stored_document() {
     .await;
     assert_eq!(deliveries, 3, "one delivery per change");
 }
+
+/// Values PostgreSQL cannot hold or compare (a NUL character: JSON's `\u0000`, a query's
+/// `%00`) are the client's 400 with what was wrong, never a 500, and nothing is written. Found
+/// by fuzzing the OpenAPI document (`scripts/fuzz-api.sh`).
+#[tokio::test]
+async fn values_the_database_cannot_hold_are_400s_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let pages_before = count(&app, "SELECT count(*) FROM pages").await;
+    let audit_before = count(&app, "SELECT count(*) FROM audit_logs").await;
+
+    // In a body: refused with the value's path, before any statement.
+    let (status, body) = json(
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&admin),
+            Some(json!({"tenant": FASHIONISTA, "title": "a\u{0}b"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"title\"") && message.contains("NUL"),
+        "{message}"
+    );
+    let (status, created) = json(
+        app.send(
+            Method::POST,
+            "/api/pages",
+            Some(&admin),
+            Some(json!({"tenant": FASHIONISTA, "title": "Clean"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["doc"]["id"].as_str().unwrap();
+    let (status, body) = json(
+        app.send(
+            Method::PATCH,
+            &format!("/api/pages/{id}"),
+            Some(&admin),
+            Some(json!({"title": "Still clean", "layout": [
+                {"blockType": "hero", "title": "ok"},
+                {"blockType": "hero", "title": "x\u{0}"},
+            ]})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"layout.1.title\""),
+        "{body}"
+    );
+
+    // In a query string: the tenant, a where value, a store.
+    for query in [
+        "tenant=a%00b",
+        "where[title][equals]=a%00b",
+        "tenant=fashionista-sa&store=%00",
+    ] {
+        let (status, body) = json(
+            app.send(Method::GET, &format!("/api/pages?{query}"), Some(&admin), None)
+                .await,
+        )
+        .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["errors"][0]["message"].as_str().unwrap().contains("%00"),
+            "{body}"
+        );
+    }
+    // A where in a method-override body reaches PostgreSQL; its refusal is still a 400.
+    let res = app
+        .client
+        .post(app.url("/api/pages"))
+        .header("Authorization", format!("JWT {admin}"))
+        .header("X-Payload-HTTP-Method-Override", "GET")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("where[title][equals]=a%00b")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(res).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be stored or compared"),
+        "{body}"
+    );
+    // A tenant handle that breaks the handle format names no tenant: no documents.
+    let (status, body) = json(
+        app.send(Method::GET, "/api/pages?tenant=Not%20A%20Handle", None, None)
+            .await,
+    )
+    .await;
+    assert_eq!((status, body["totalDocs"].as_i64()), (200, Some(0)), "{body}");
+
+    assert_eq!(count(&app, "SELECT count(*) FROM pages").await, pages_before + 1);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM audit_logs").await,
+        audit_before + 1
+    );
+    let title: String = sqlx::query_scalar("SELECT title FROM pages WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(title, "Clean", "the refused update changed nothing");
+    app.stop().await;
+}

@@ -162,7 +162,27 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(e))
+        ApiError::from_db_value_error(&e).unwrap_or_else(|| ApiError::Internal(anyhow::Error::new(e)))
+    }
+}
+
+impl ApiError {
+    /// A statement PostgreSQL refused for a value the request carried: a data exception
+    /// (SQLSTATE class 22: a NUL character, an out-of-range number or date, text that is not
+    /// valid for its type) or a value too large for an index (54000). Only input reaches those,
+    /// so they are the client's 400, not a 500; the handlers check what they can first, with
+    /// clearer messages, and this is the net under them.
+    pub fn from_db_value_error(e: &sqlx::Error) -> Option<ApiError> {
+        let sqlx::Error::Database(db) = e else { return None };
+        let code = db.code()?;
+        if !(code.starts_with("22") || code == "54000") {
+            return None;
+        }
+        tracing::warn!(code = %code, error = %db.message(), "a request value was refused by the database");
+        Some(ApiError::BadRequest(format!(
+            "A value in this request cannot be stored or compared: {}",
+            db.message()
+        )))
     }
 }
 

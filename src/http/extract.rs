@@ -30,8 +30,21 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryTree {
         if let Some(OverrideQuery(v)) = parts.extensions.get::<OverrideQuery>() {
             return Ok(QueryTree(v.clone()));
         }
-        Ok(QueryTree(query_tree(parts.uri.query().unwrap_or(""))))
+        let raw = parts.uri.query().unwrap_or("");
+        if has_encoded_nul(raw) {
+            return Err(ApiError::bad_request(
+                "The query string contains a NUL character (%00), which no value can hold.",
+            ));
+        }
+        Ok(QueryTree(query_tree(raw)))
     }
+}
+
+/// Whether a raw query string carries a NUL: only as `%00`, since a URI cannot hold the byte.
+fn has_encoded_nul(raw: &str) -> bool {
+    raw.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
 }
 
 /// Who calls, in which tenant, from where.
@@ -101,13 +114,68 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Parses a JSON object body: invalid JSON → Payload's vague 400; empty → `{}`.
+/// Parses a JSON object body: invalid JSON → Payload's vague 400; empty → `{}`. A NUL
+/// character (`\u0000`) in any key or string is refused with its path: PostgreSQL's text and
+/// jsonb cannot hold it, and storing the value without it would change what was sent.
 pub fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Default::default());
     }
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Object(m)) => {
+            for (k, v) in &m {
+                if let Some(path) = nul_path(k, v) {
+                    return Err(ApiError::bad_request(format!(
+                        "The value at \"{path}\" contains a NUL character (\\u0000), which cannot be stored."
+                    )));
+                }
+            }
+            Ok(m)
+        }
         _ => Err(ApiError::bad_json()),
+    }
+}
+
+/// The dotted path (Payload's notation, array indexes included) of the first key or string
+/// under `key` that holds a NUL character.
+fn nul_path(key: &str, value: &Value) -> Option<String> {
+    if key.contains('\0') {
+        return Some(key.replace('\0', "\\u0000"));
+    }
+    let inner = match value {
+        Value::String(s) => return s.contains('\0').then(|| key.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(&i.to_string(), v)),
+        Value::Object(m) => m.iter().find_map(|(k, v)| nul_path(k, v)),
+        _ => None,
+    }?;
+    Some(format!("{key}.{inner}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_found_with_their_path() {
+        let body = br#"{"title": "ok", "layout": [{"blockType": "text", "body": "a\u0000b"}]}"#;
+        let err = json_object(body).unwrap_err().to_string();
+        assert!(err.contains("\"layout.0.body\""), "{err}");
+        let err = json_object(br#"{"meta": {"k\u0000": 1}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"meta.k\\u0000\""), "{err}");
+        // An escaped backslash followed by "u0000" is text, not a NUL.
+        assert!(json_object(br#"{"title": "a\\u0000b"}"#).is_ok());
+    }
+
+    #[test]
+    fn an_encoded_nul_is_found_in_a_query_string() {
+        assert!(has_encoded_nul("tenant=a%00b"));
+        assert!(has_encoded_nul("where[title][equals]=%00"));
+        assert!(!has_encoded_nul("limit=100&page=2"));
+        assert!(!has_encoded_nul("q=%2500"));
     }
 }

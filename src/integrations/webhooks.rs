@@ -99,12 +99,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// What the (not yet trusted) body or headers say about the tenant.
+/// What the (not yet trusted) body or headers say about the tenant. A hint holding a NUL
+/// character names nothing (no id or handle can hold one) and is not looked up.
 fn tenant_hint(source: Source, headers: &HeaderMap, body: &Value) -> (Option<String>, Option<String>) {
     let s = |v: Option<&Value>| {
         v.and_then(Value::as_str)
             .map(str::to_string)
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && !s.contains('\0'))
     };
     match source {
         Source::Medusa => (
@@ -119,6 +120,12 @@ fn tenant_hint(source: Source, headers: &HeaderMap, body: &Value) -> (Option<Str
         ),
         Source::Erpnext => (s(body.get("custom_tenant_id")), s(body.get("custom_store_id"))),
     }
+}
+
+/// Text from a delivery for the log's columns, at most `max` bytes. PostgreSQL's text cannot
+/// hold a NUL character, so each becomes U+FFFD; the body itself is kept as sent (`bytea`).
+fn log_text(s: &str, max: usize) -> String {
+    super::queue::truncate(&s.replace('\0', "\u{FFFD}"), max)
 }
 
 /// The event type and the idempotency id (sender's id, else derived, else the body hash).
@@ -218,7 +225,7 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
     let empty = Value::Null;
     let body = parsed.as_ref().unwrap_or(&empty);
     let (event_type, external_id) = event_identity(source, &headers, body, &hash);
-    row.event_type = super::queue::truncate(&event_type, 200);
+    row.event_type = log_text(&event_type, 200);
     row.hash = Some(hash);
     let (tenant_hint, store_hint) = tenant_hint(source, &headers, body);
 
@@ -265,7 +272,7 @@ async fn receive_inner(ix: &Arc<Integrations>, source: Source, req: Request) -> 
             log_refusal(ix, row).await?;
             return Err(ApiError::bad_request("The webhook body is not valid JSON."));
         }
-        row.external_id = Some(super::queue::truncate(&external_id, 1000));
+        row.external_id = Some(log_text(&external_id, 1000));
         row.status = "received";
         row.response_code = 200;
         let confirm = candidates.cached.then_some(&matched);

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::principal::Principal;
 use crate::collections::access::TenantContext;
+use crate::collections::engine::validate::valid_label;
 use crate::http::error::ApiError;
 use crate::http::extract::cookie;
 use crate::notify::NotifiedCache;
@@ -213,11 +214,16 @@ pub async fn resolve(
     };
     let handle = param("tenant").or_else(|| header_str(headers, "x-tenant").map(str::to_string));
     if let Some(handle) = handle {
-        let entry = state.tenants.by_handle(&state.pool, &handle).await?;
+        // A handle that breaks the handle format (the table's CHECK) names no tenant: no query.
+        let entry = if valid_label(&handle) {
+            state.tenants.by_handle(&state.pool, &handle).await?
+        } else {
+            None
+        };
         return match entry {
             Some(t) => {
                 guard_status(&t.status)?;
-                let store_id = match param("store") {
+                let store_id = match param("store").filter(|s| valid_label(s)) {
                     Some(store) => {
                         sqlx::query_scalar("SELECT id FROM stores WHERE tenant_id = $1 AND handle = $2")
                             .bind(t.id)

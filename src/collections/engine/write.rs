@@ -1113,7 +1113,7 @@ pub fn map_db_error(decl: &CollectionDecl, id: Option<Uuid>, e: sqlx::Error) -> 
                 None => FieldError::new("id", None, "This document is not valid."),
             }
         }
-        _ => return ApiError::Internal(e.into()),
+        _ => return ApiError::from(e),
     };
     ApiError::validation(decl.slug, id.map(|i| i.to_string()), vec![error])
 }
