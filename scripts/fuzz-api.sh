@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Fuzzes the REST API from its own OpenAPI document (GET /api/openapi.json) with schemathesis:
 # generated and mutated paths, queries and bodies for every operation, checked for
-# `not_a_server_error` (no 5xx on any input). Two passes against the release binary on a fresh
-# embedded database with the demo data:
+# `not_a_server_error` (no 5xx on any input). Three passes against the release binary on a
+# fresh embedded database with the demo data:
 #   1. anonymous;
 #   2. as the demo super admin, /api/users/* left out (a generated logout or password change
-#      would end the session and leave the rest of the pass at 401).
+#      would end the session and leave the rest of the pass at 401);
+#   3. the integration routes the document leaves out (webhooks, cron, pushes), unsigned, with
+#      generated bodies and headers (scripts/fuzz-integrations.py, hypothesis).
 # Also fails when the server log shows an internal error or a panic.
 #
 # Build first (`cargo build --release`). schemathesis is installed into target/fuzz-venv (PyPI).
 #
-# Env: FUZZ_PORT (3092), FUZZ_SECONDS (300 per pass), FUZZ_SEED (random),
-#      FUZZ_WORKERS (2), CITYOS_BIN (target/release/cityos).
+# Env: FUZZ_PORT (3092), FUZZ_SECONDS (300 per schemathesis pass), FUZZ_REQUESTS (5000, the
+#      integration pass), FUZZ_SEED (random), FUZZ_WORKERS (2), CITYOS_BIN (target/release/cityos).
 # Results: target/fuzz/ (schemathesis reports, server log).
 set -euo pipefail
 
@@ -99,6 +101,12 @@ run_pass() {
 }
 run_pass anonymous
 run_pass super-admin -H "Authorization: JWT $TOKEN" --exclude-path-regex '^/api/users'
+log "pass 'integrations': ${FUZZ_REQUESTS:-5000} requests"
+if ! "$VENV/bin/python" "$ROOT/scripts/fuzz-integrations.py" "$BASE" "${FUZZ_REQUESTS:-5000}" \
+  ${FUZZ_SEED:+"$FUZZ_SEED"} >"$OUT_DIR/integrations.txt" 2>&1; then
+  status=1
+fi
+sed 's/^/[fuzz] integrations: /' "$OUT_DIR/integrations.txt" | tail -n 11 >&2
 
 internal="$(grep -c '"internal error"\|panicked' "$SERVER_LOG" || true)"
 if [ "${internal:-0}" -gt 0 ]; then
