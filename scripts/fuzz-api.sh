@@ -89,9 +89,10 @@ run_pass() {
   shift
   log "pass '$name': ${SECONDS_PER_PASS} s"
   local report="$OUT_DIR/$name.txt"
-  "$VENV/bin/schemathesis" run "$BASE/api/openapi.json" --checks not_a_server_error \
+  # Run from the output folder: schemathesis keeps its cache (.schemathesis/) in the working one.
+  (cd "$OUT_DIR" && "$VENV/bin/schemathesis" run "$BASE/api/openapi.json" --checks not_a_server_error \
     --phases coverage,fuzzing --max-time "$SECONDS_PER_PASS" -w "$WORKERS" "${seed_args[@]}" \
-    "$@" >"$report" 2>&1 || true
+    "$@") >"$report" 2>&1 || true
   sed -n '/SUMMARY/,$p' "$report" | grep -E 'Server error|Runtime Error|generated|Seed' | sed "s/^/[fuzz] $name: /" >&2 || true
   # Its exit code also counts the tool's own runtime errors (seen: a hypothesis AST error), so
   # the verdict is read from the report: any server error fails, no summary fails.
