@@ -89,7 +89,7 @@ run_pass() {
   shift
   log "pass '$name': ${SECONDS_PER_PASS} s"
   local report="$OUT_DIR/$name.txt"
-  # Run from the output folder: schemathesis keeps its cache (.schemathesis/) in the working one.
+  # Run from the output folder: schemathesis and hypothesis keep their caches in the working one.
   (cd "$OUT_DIR" && "$VENV/bin/schemathesis" run "$BASE/api/openapi.json" --checks not_a_server_error \
     --phases coverage,fuzzing --max-time "$SECONDS_PER_PASS" -w "$WORKERS" "${seed_args[@]}" \
     "$@") >"$report" 2>&1 || true
@@ -103,8 +103,8 @@ run_pass() {
 run_pass anonymous
 run_pass super-admin -H "Authorization: JWT $TOKEN" --exclude-path-regex '^/api/users'
 log "pass 'integrations': ${FUZZ_REQUESTS:-5000} requests"
-if ! "$VENV/bin/python" "$ROOT/scripts/fuzz-integrations.py" "$BASE" "${FUZZ_REQUESTS:-5000}" \
-  ${FUZZ_SEED:+"$FUZZ_SEED"} >"$OUT_DIR/integrations.txt" 2>&1; then
+if ! (cd "$OUT_DIR" && "$VENV/bin/python" "$ROOT/scripts/fuzz-integrations.py" "$BASE" \
+  "${FUZZ_REQUESTS:-5000}" ${FUZZ_SEED:+"$FUZZ_SEED"}) >"$OUT_DIR/integrations.txt" 2>&1; then
   status=1
 fi
 sed 's/^/[fuzz] integrations: /' "$OUT_DIR/integrations.txt" | tail -n 11 >&2
