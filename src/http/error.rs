@@ -172,7 +172,7 @@ impl ApiError {
     /// valid for its type) or a value too large for an index (54000). Only input reaches those,
     /// so they are the client's 400, not a 500; the handlers check what they can first, with
     /// clearer messages, and this is the net under them.
-    pub fn from_db_value_error(e: &sqlx::Error) -> Option<ApiError> {
+    fn from_db_value_error(e: &sqlx::Error) -> Option<ApiError> {
         let sqlx::Error::Database(db) = e else { return None };
         let code = db.code()?;
         if !(code.starts_with("22") || code == "54000") {

@@ -123,8 +123,10 @@ pub fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiEr
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => {
-            for (k, v) in &m {
-                if let Some(path) = nul_path(k, v) {
+            // Valid JSON can carry a NUL only as the escape `\u0000`: without those bytes the
+            // parsed tree holds none and is not walked.
+            if bytes.windows(5).any(|w| w == b"u0000") {
+                if let Some(path) = m.iter().find_map(|(k, v)| nul_path(k, v)) {
                     return Err(ApiError::bad_request(format!(
                         "The value at \"{path}\" contains a NUL character (\\u0000), which cannot be stored."
                     )));
